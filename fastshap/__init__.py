@@ -1,0 +1,28 @@
+"""fastshap: exact SHAP values for tree ensembles, fast."""
+
+from fastshap.ensemble import NodeArrays, TreeEnsemble
+from fastshap.exceptions import (
+    AdditivityError,
+    FastshapWarning,
+    ModelFormatError,
+    UnsupportedModelError,
+)
+from fastshap.explainer import Explainer, explain
+from fastshap.explanation import Explanation
+from fastshap.models import load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdditivityError",
+    "Explainer",
+    "Explanation",
+    "FastshapWarning",
+    "ModelFormatError",
+    "NodeArrays",
+    "TreeEnsemble",
+    "UnsupportedModelError",
+    "__version__",
+    "explain",
+    "load_model",
+]

@@ -1,0 +1,245 @@
+"""Validation, algorithm choice and the local driver of the kernels."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any, Callable, Iterator
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from fastshap._validation import check_choice, check_positive_int, check_X
+from fastshap.ensemble import TreeEnsemble
+from fastshap.exceptions import AdditivityError
+from fastshap.explanation import Explanation
+from fastshap.kernels.path_dependent import (
+    LeafPaths,
+    _path_dependent_batch,
+    build_leaf_paths,
+    quadrature_table,
+)
+from fastshap.kernels.predict import _predict_batch
+from fastshap.models import load_model
+
+logger = logging.getLogger(__name__)
+
+ALGORITHMS = ("auto", "tree_path_dependent")
+
+#: Rows per kernel call. Progress is reported and values are written block by block.
+DEFAULT_BLOCK_ROWS = 65_536
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def numba_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run the body with ``n_jobs`` numba threads (all cores when None)."""
+    check_positive_int("n_jobs", n_jobs)
+    if n_jobs is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+class Explainer:
+    """A model prepared for explanation: loaded once, reused for every call.
+
+    Parameters
+    ----------
+    model : model object, str, path-like or TreeEnsemble
+        An XGBoost ``Booster``, ``XGBRegressor`` or ``XGBClassifier``, a
+        saved XGBoost model file (``.json`` or ``.ubj``) or a ``TreeEnsemble``.
+    missing : float, optional
+        The value that counts as missing besides NaN. By default the model's
+        own ``missing`` parameter.
+    algorithm : {"auto", "tree_path_dependent"}, default="auto"
+        ``"tree_path_dependent"`` computes the SHAP values of Lundberg et al.
+        (2020), Algorithm 2, as ``shap.TreeExplainer(model)`` and XGBoost's
+        ``pred_contribs`` define them. ``"auto"`` picks it.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb, fastshap
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> model = xgb.XGBRegressor(n_estimators=5, max_depth=2).fit(X, X[:, 0])
+    >>> explanation = fastshap.Explainer(model).explain(X[:10])
+    >>> explanation.values.shape
+    (10, 3)
+    """
+
+    def __init__(
+        self, model: Any, *, missing: float | None = None, algorithm: str = "auto"
+    ) -> None:
+        check_choice("algorithm", algorithm, ALGORITHMS)
+        started = time.perf_counter()
+        self.ensemble: TreeEnsemble = load_model(model, missing=missing)
+        self.algorithm = "tree_path_dependent"
+        self.paths: LeafPaths = build_leaf_paths(self.ensemble)
+        self.quadrature = quadrature_table(self.paths.max_slots)
+        self.expected_value: NDArray[np.float64] = (
+            self.ensemble.base_score + self.paths.expected_value
+        )
+        logger.info(
+            "prepared %d trees (max depth %d) in %.2f s",
+            self.ensemble.n_trees,
+            self.ensemble.max_depth,
+            time.perf_counter() - started,
+        )
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's feature names, in the model's order."""
+        return list(self.ensemble.feature_names)
+
+    def explain(
+        self,
+        X: Any,
+        *,
+        n_jobs: int | None = None,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        check_additivity: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> Explanation:
+        """Compute the SHAP values of every row of ``X``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_rows, n_features) or pandas DataFrame
+            Rows to explain. DataFrame columns are matched to the model's
+            features by name, and values come back in the DataFrame's column
+            order. Categorical columns are read as category codes.
+        n_jobs : int, optional
+            Number of threads; all cores by default.
+        block_rows : int, default=65536
+            Rows per kernel call; progress is reported after each block.
+        check_additivity : bool, default=True
+            Check that values plus the base value equal the ensemble's own
+            raw prediction, and raise ``AdditivityError`` if not.
+        progress : callable, optional
+            Called as ``progress(rows_done, rows_total)`` after each block.
+
+        Returns
+        -------
+        Explanation
+            ``values`` of shape (n_rows, n_features) for one output, or
+            (n_rows, n_features, n_outputs) for several.
+        """
+        check_positive_int("block_rows", block_rows, allow_none=False)
+        array, names, caller_order = check_X(X, self.ensemble)
+        n_rows = array.shape[0]
+        values = np.empty((n_rows, self.ensemble.n_features, self.ensemble.n_outputs))
+
+        started = time.perf_counter()
+        with numba_threads(n_jobs):
+            for start in range(0, n_rows, block_rows):
+                stop = min(start + block_rows, n_rows)
+                self._shap_block(array[start:stop], values[start:stop])
+                if check_additivity:
+                    self._check_additivity(array[start:stop], values[start:stop], start)
+                logger.debug("explained rows %d to %d of %d", start, stop, n_rows)
+                if progress is not None:
+                    progress(stop, n_rows)
+        elapsed = time.perf_counter() - started
+        logger.info(
+            "explained %d rows in %.2f s (%.0f rows/s)",
+            n_rows, elapsed, n_rows / elapsed if elapsed > 0 else float("inf"),
+        )
+
+        if caller_order is not None:
+            values = values[:, caller_order, :]
+        if self.ensemble.n_outputs == 1:
+            values = values[:, :, 0]
+        return Explanation(
+            values=values,
+            base_values=self.expected_value.copy(),
+            feature_names=names,
+            data=X,
+        )
+
+    def predict_raw(self, X: Any) -> NDArray[np.float64]:
+        """Return the ensemble's raw (margin) output, shape (n_rows, n_outputs)."""
+        array, _, _ = check_X(X, self.ensemble)
+        return self._predict(array)
+
+    def _predict(self, array: NDArray[np.float64]) -> NDArray[np.float64]:
+        e = self.ensemble
+        n = e.nodes
+        return _predict_batch(
+            array, e.base_score, e.tree_offsets, e.tree_outputs, n.left, n.right,
+            n.feature, n.threshold, n.default_left, n.is_categorical,
+            n.category_offsets, n.categories, n.value, e.missing,
+            e.decision_type == "<",
+        )
+
+    def _shap_block(self, array: NDArray[np.float64], out: NDArray[np.float64]) -> None:
+        e = self.ensemble
+        n = e.nodes
+        p = self.paths
+        quad_offsets, quad_t, quad_w = self.quadrature
+        _path_dependent_batch(
+            array, out, 16 * numba.get_num_threads(), p.max_tree_nodes, p.max_slots,
+            e.tree_offsets, e.tree_outputs, n.left, n.feature, n.threshold,
+            n.default_left, n.is_categorical, n.category_offsets, n.categories,
+            n.value, e.missing, e.decision_type == "<",
+            p.tree_leaf_offsets, p.leaf_node, p.slot_offsets, p.slot_feature,
+            p.slot_zero, p.edge_offsets, p.edge_node, p.edge_left, p.edge_slot,
+            quad_offsets, quad_t, quad_w,
+        )
+
+    def _check_additivity(
+        self, array: NDArray[np.float64], values: NDArray[np.float64], first_row: int
+    ) -> None:
+        margin = self._predict(array)
+        total = values.sum(axis=1) + self.expected_value
+        error = np.abs(total - margin)
+        tolerance = 1e-6 * np.maximum(1.0, np.abs(margin))
+        if np.any(error > tolerance):
+            row, output = np.unravel_index(np.argmax(error - tolerance), error.shape)
+            raise AdditivityError(
+                f"SHAP values plus the base value differ from the model output by "
+                f"{error[row, output]:.3g} at row {first_row + row}, output {output}. "
+                f"This is a fastshap bug: please report it with the model."
+            )
+
+
+def explain(
+    model: Any,
+    X: Any,
+    *,
+    missing: float | None = None,
+    algorithm: str = "auto",
+    n_jobs: int | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    check_additivity: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Explanation:
+    """Compute the SHAP values of ``model`` for every row of ``X``.
+
+    A shortcut for ``Explainer(model, ...).explain(X, ...)``; reuse an
+    :class:`Explainer` to explain several data sets with one model without
+    preparing it again. See :class:`Explainer` and :meth:`Explainer.explain`
+    for the parameters.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost as xgb, fastshap
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> model = xgb.XGBRegressor(n_estimators=5, max_depth=2).fit(X, X[:, 0])
+    >>> exp = fastshap.explain(model, X)
+    >>> bool(np.allclose(exp.values.sum(1) + exp.base_values[0],
+    ...                  model.predict(X, output_margin=True), atol=1e-5))
+    True
+    """
+    explainer = Explainer(model, missing=missing, algorithm=algorithm)
+    return explainer.explain(
+        X, n_jobs=n_jobs, block_rows=block_rows,
+        check_additivity=check_additivity, progress=progress,
+    )

@@ -1,0 +1,48 @@
+"""Raw (margin) prediction of a packed ensemble, used to check loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
+from fastshap.kernels._common import _goes_left
+
+
+@njit(**NJIT_FLAGS)
+def _predict_row(
+    x, out, tree_offsets, tree_outputs, left, right, feature, threshold,
+    default_left, is_categorical, category_offsets, categories, value,
+    missing, strict_less,
+):
+    """Add every tree's leaf value for row ``x`` to ``out`` (n_outputs,)."""
+    for t in range(len(tree_offsets) - 1):
+        node = tree_offsets[t]
+        while left[node] >= 0:
+            if _goes_left(
+                x, node, feature, threshold, default_left, is_categorical,
+                category_offsets, categories, missing, strict_less,
+            ):
+                node = left[node]
+            else:
+                node = right[node]
+        for k in range(tree_outputs[t, 0], tree_outputs[t, 1]):
+            out[k] += value[node, k]
+
+
+@njit(**NJIT_PARALLEL_FLAGS)
+def _predict_batch(
+    X, base_score, tree_offsets, tree_outputs, left, right, feature, threshold,
+    default_left, is_categorical, category_offsets, categories, value,
+    missing, strict_less,
+):
+    """Return the raw output, shape (n_rows, n_outputs), of every row of ``X``."""
+    out = np.empty((X.shape[0], base_score.shape[0]))
+    for i in prange(X.shape[0]):
+        out[i, :] = base_score
+        _predict_row(
+            X[i], out[i], tree_offsets, tree_outputs, left, right, feature,
+            threshold, default_left, is_categorical, category_offsets,
+            categories, value, missing, strict_less,
+        )
+    return out
