@@ -30,6 +30,27 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = True) -> Non
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
 
 
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+
+
+def check_memory_limit(name: str, value: Any) -> int:
+    """Convert a memory size (bytes, or a string like ``"512MiB"``) to bytes."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", value)
+        if match and match.group(2).lower() in _UNITS:
+            return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    raise ValueError(
+        f"`{name}` must be a number of bytes (an int >= 0) or a size such as "
+        f"'512MiB' or '2GB'; got {value!r}."
+    )
+
+
 def _has_default_names(ensemble: TreeEnsemble) -> bool:
     return all(
         name == f"f{i}" for i, name in enumerate(ensemble.feature_names)

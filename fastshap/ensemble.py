@@ -49,7 +49,8 @@ class NodeArrays(NamedTuple):
     categories : ndarray of shape (n_category_entries,), float64
         Category codes of categorical splits. A code in the node's set goes
         right, any other code goes left (XGBoost's convention), and a missing
-        value follows ``default_left``.
+        value follows ``default_left``. Inputs are truncated toward zero
+        before they are looked up, so 2.7 is category 2.
     """
 
     left: NDArray[np.int32]

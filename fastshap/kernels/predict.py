@@ -1,4 +1,4 @@
-"""Raw (margin) prediction of a packed ensemble, used to check loaders."""
+"""Raw (margin) prediction of a packed ensemble, used to check loaders and values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
-from fastshap.kernels._common import _goes_left
+from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
 
 
 @njit(**NJIT_FLAGS)
@@ -19,13 +19,17 @@ def _predict_row(
     for t in range(len(tree_offsets) - 1):
         node = tree_offsets[t]
         while left[node] >= 0:
-            if _goes_left(
-                x, node, feature, threshold, default_left, is_categorical,
-                category_offsets, categories, missing, strict_less,
-            ):
-                node = left[node]
+            x_value = x[feature[node]]
+            if is_categorical[node]:
+                goes_left = _category_goes_left(
+                    x_value, node, default_left[node], category_offsets,
+                    categories, missing,
+                )
             else:
-                node = right[node]
+                goes_left = _numeric_goes_left(
+                    x_value, threshold[node], default_left[node], missing, strict_less
+                )
+            node = left[node] if goes_left else right[node]
         for k in range(tree_outputs[t, 0], tree_outputs[t, 1]):
             out[k] += value[node, k]
 

@@ -78,4 +78,8 @@ def load_model(model: Any, *, missing: float | None = None) -> TreeEnsemble:
 def _with_missing(ensemble: TreeEnsemble, missing: float) -> TreeEnsemble:
     import dataclasses
 
-    return dataclasses.replace(ensemble, missing=float(missing))
+    import numpy as np
+
+    # A library that compares in float32 rounds the missing value like the inputs.
+    value = float(np.float32(missing)) if ensemble.float32_inputs else float(missing)
+    return dataclasses.replace(ensemble, missing=value)

@@ -26,7 +26,9 @@ SUPPORTED_MODEL_VERSIONS = ((2, 0), (4, 0))
 #: Objectives whose base_score is stored as a probability (logit link).
 LOGIT_OBJECTIVES = {"binary:logistic", "reg:logistic"}
 #: Objectives whose base_score is stored in output space of a log link.
-LOG_OBJECTIVES = {"count:poisson", "reg:gamma", "reg:tweedie", "survival:cox"}
+LOG_OBJECTIVES = {
+    "count:poisson", "reg:gamma", "reg:tweedie", "survival:cox", "survival:aft"
+}
 SOFTMAX_OBJECTIVES = {"multi:softprob", "multi:softmax"}
 
 
@@ -40,6 +42,8 @@ def load_sklearn_model(model: Any, *, missing: float | None = None) -> TreeEnsem
     """Load an ``XGBRegressor``, ``XGBClassifier`` or other ``XGBModel``.
 
     The model's own ``missing`` parameter is used unless ``missing`` is given.
+    A model fitted with early stopping is explained as its ``predict`` works:
+    with the trees of its first ``best_iteration + 1`` boosting rounds.
     """
     try:
         booster = model.get_booster()
@@ -48,9 +52,28 @@ def load_sklearn_model(model: Any, *, missing: float | None = None) -> TreeEnsem
             f"{type(model).__name__} has no trained booster ({error}). "
             f"Call fit() before explaining it."
         ) from error
+    best_iteration = _best_iteration(model)
+    if best_iteration is not None and best_iteration + 1 < booster.num_boosted_rounds():
+        logger.info(
+            "explaining the first %d of %d boosting rounds (best_iteration=%d), "
+            "as %s.predict does",
+            best_iteration + 1, booster.num_boosted_rounds(), best_iteration,
+            type(model).__name__,
+        )
+        booster = booster[: best_iteration + 1]
     if missing is None:
         missing = getattr(model, "missing", None)
     return load_booster(booster, missing=missing)
+
+
+def _best_iteration(model: Any) -> int | None:
+    """Return the early-stopping round the sklearn wrapper predicts with, if any."""
+    try:
+        # XGBModel.best_iteration raises AttributeError without early stopping.
+        best = model.best_iteration
+    except AttributeError:
+        return None
+    return None if best is None else int(best)
 
 
 def load_file(path: str, *, missing: float | None = None) -> TreeEnsemble:
@@ -146,7 +169,23 @@ def load_json(
     model_json: dict, *, missing: float | None = None, source: str = "XGBoost model"
 ) -> TreeEnsemble:
     """Build a ``TreeEnsemble`` from a parsed XGBoost JSON model."""
-    version = tuple(model_json.get("version", (0, 0, 0)))[:2]
+    if not isinstance(model_json, dict) or "learner" not in model_json:
+        raise ModelFormatError(
+            f"{source} is not an XGBoost model: expected a JSON object with the "
+            f"key 'learner', got {_describe_json(model_json)}. Save the model with "
+            f"booster.save_model('model.json')."
+        )
+    version = _require(model_json, "version", "the top level", source)
+    if (
+        not isinstance(version, list)
+        or len(version) < 2
+        or not all(isinstance(v, int) for v in version[:2])
+    ):
+        raise ModelFormatError(
+            f"{source}: 'version' is {version!r}; expected the XGBoost version "
+            f"that saved the model, such as [3, 0, 0]."
+        )
+    version = tuple(version[:2])
     low, high = SUPPORTED_MODEL_VERSIONS
     if not low <= version < high:
         raise UnsupportedModelError(
@@ -176,6 +215,10 @@ def load_json(
         )
 
     trees = _require(model, "trees", "model", source)
+    if not isinstance(trees, list):
+        raise ModelFormatError(
+            f"{source}: 'trees' is {_describe_json(trees)}; expected a list of trees."
+        )
     tree_info = np.asarray(model.get("tree_info", [0] * len(trees)), dtype=np.int32)
     if weights is None or len(weights) != len(trees):
         weights = np.ones(len(trees))
@@ -228,19 +271,72 @@ def load_json(
     return ensemble
 
 
+def _describe_json(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = ", ".join(repr(k) for k in list(value)[:5])
+        return f"an object with keys {keys}" if value else "an empty object"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return f"a {type(value).__name__} ({str(value)[:40]!r})"
+
+
+#: Per-node arrays of an XGBoost JSON tree that the loader reads.
+_TREE_ARRAYS = (
+    "left_children", "right_children", "split_indices", "split_conditions",
+    "default_left", "sum_hessian",
+)
+
+
+def _check_tree(tree: Any, index: int, source: str) -> None:
+    """Raise ModelFormatError unless ``tree`` has consistent node arrays."""
+    where = f"tree {index}"
+    if not isinstance(tree, dict):
+        raise ModelFormatError(
+            f"{source}: {where} is {_describe_json(tree)}; expected a JSON object."
+        )
+    for key in _TREE_ARRAYS:
+        array = _require(tree, key, where, source)
+        if not isinstance(array, list) or len(array) != len(tree["left_children"]):
+            raise ModelFormatError(
+                f"{source}: {where} has {key!r} of {_describe_json(array)}; expected "
+                f"a list with one entry per node ({len(tree['left_children'])})."
+            )
+    n_nodes = len(tree["left_children"])
+    if n_nodes == 0:
+        raise ModelFormatError(f"{source}: {where} has no nodes.")
+    for node, left in enumerate(tree["left_children"]):
+        if left == -1:
+            continue  # a leaf: its right_children entry is not read
+        for side, child in (("left", left), ("right", tree["right_children"][node])):
+            if not isinstance(child, int) or not 0 < child < n_nodes or child == node:
+                raise ModelFormatError(
+                    f"{source}: {where} node {node} has {side} child {child!r}; "
+                    f"expected -1 (a leaf) or the index of another node, between "
+                    f"1 and {n_nodes - 1}."
+                )
+    n_features_used = max(tree["split_indices"], default=0)
+    if not isinstance(n_features_used, int) or n_features_used < 0:
+        raise ModelFormatError(
+            f"{source}: {where} has split index {n_features_used!r}; expected "
+            f"feature indices >= 0."
+        )
+
+
 def _pack_tree(tree: dict, index: int, source: str) -> dict:
     """Walk one tree from its root and return its nodes in pre-order.
 
     Pruned nodes stay in XGBoost's arrays but cannot be reached from the root,
     so walking from the root drops them.
     """
-    size_leaf_vector = int(tree.get("tree_param", {}).get("size_leaf_vector", "1"))
+    tree_param = tree.get("tree_param", {}) if isinstance(tree, dict) else {}
+    size_leaf_vector = int(tree_param.get("size_leaf_vector", "1"))
     if size_leaf_vector > 1:
         raise UnsupportedModelError(
             f"{source}: tree {index} has vector leaves (size_leaf_vector="
             f"{size_leaf_vector}), which multi_strategy='multi_output_tree' "
             f"produces. Train with multi_strategy='one_output_per_tree'."
         )
+    _check_tree(tree, index, source)
     left = tree["left_children"]
     right = tree["right_children"]
     split_type = tree.get("split_type") or [0] * len(left)
@@ -255,9 +351,16 @@ def _pack_tree(tree: dict, index: int, source: str) -> dict:
     }
 
     order = []
+    seen = set()
     stack = [0]
     while stack:
         node = stack.pop()
+        if node in seen:
+            raise ModelFormatError(
+                f"{source}: tree {index} reaches node {node} twice; expected a "
+                f"tree, in which each node has one parent."
+            )
+        seen.add(node)
         order.append(node)
         if left[node] != -1:
             stack.append(right[node])
