@@ -30,9 +30,12 @@ logger = logging.getLogger(__name__)
 
 ALGORITHMS = ("auto", "tree_path_dependent")
 
-#: Rows a kernel chunk explains tree by tree. 128 rows of 50 features and
-#: their values (100 KB) stay in a 1 MiB L2 cache beside one tree's tables.
-CHUNK_ROWS = 128
+#: Largest number of rows a kernel chunk explains tree by tree, so that each
+#: tree's nodes and tables, once in cache, serve every row of the chunk. On a
+#: 2-core AMD EPYC (1 MiB L2 per core, 8 MiB L3), 2048 rows ran 1.6 times as
+#: fast as 128 rows on 500 trees of depth 8, whose 374 MiB of tables far
+#: exceed the cache, and slightly faster on 100 trees of depth 6.
+CHUNK_ROWS = 2048
 
 #: Default memory budget of the pattern tables, in bytes.
 DEFAULT_MEMORY_LIMIT = 1 << 30
@@ -216,8 +219,11 @@ class Explainer:
         n = e.nodes
         p = self.paths
         quad_offsets, quad_t, quad_w = self.quadrature
+        # Smaller chunks for small blocks, so that every thread gets rows.
+        rows_per_thread = -(-array.shape[0] // numba.get_num_threads())
+        chunk_rows = max(1, min(CHUNK_ROWS, rows_per_thread))
         _path_dependent_batch(
-            array, out, CHUNK_ROWS, p.max_tree_nodes, p.max_slots,
+            array, out, chunk_rows, p.max_tree_nodes, p.max_slots,
             e.tree_offsets, e.tree_outputs, n.left, n.right, n.feature, n.threshold,
             n.default_left, n.is_categorical, n.category_offsets, n.categories,
             n.value, e.missing, e.decision_type == "<",

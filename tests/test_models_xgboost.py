@@ -169,6 +169,24 @@ def check_against_xgboost(
         err_msg="additivity against fastshap's own prediction",
     )
 
+    # The direct algorithm, without tables, must give the same values.
+    direct = fastshap.Explainer(
+        model, missing=None if not isinstance(model, xgb.Booster) else missing,
+        memory_limit=0,
+    )
+    assert direct.tables.table.size == 0
+    direct_explanation = direct.explain(X)
+    assert_shap_close(
+        direct_explanation, expected, bias, margin,
+        atol=shap_tolerance(ensemble, expected),
+        additivity_atol=margin_tolerance(ensemble, margin) + shap_tolerance(ensemble, expected),
+    )
+    np.testing.assert_allclose(
+        direct_explanation.values, explanation.values, rtol=0,
+        atol=EXACT_ATOL * max(1.0, np.abs(own).max()),
+        err_msg="direct algorithm vs tables",
+    )
+
     if brute_force:
         rows = X.iloc[:BRUTE_FORCE_ROWS] if isinstance(X, pd.DataFrame) else X[:BRUTE_FORCE_ROWS]
         check_against_brute_force(explainer, explanation, rows)
