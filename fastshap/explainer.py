@@ -31,10 +31,10 @@ logger = logging.getLogger(__name__)
 ALGORITHMS = ("auto", "tree_path_dependent")
 
 #: Largest number of rows a kernel chunk explains tree by tree, so that each
-#: tree's nodes and tables, once in cache, serve every row of the chunk. On a
-#: 2-core AMD EPYC (1 MiB L2 per core, 8 MiB L3), 2048 rows ran 1.6 times as
-#: fast as 128 rows on 500 trees of depth 8, whose 374 MiB of tables far
-#: exceed the cache, and slightly faster on 100 trees of depth 6.
+#: tree's nodes and tables, once in cache, serve every row of the chunk.
+#: Measured on a 2-core AMD EPYC (1 MiB L2 per core, 8 MiB L3): 2048 rows ran
+#: 1.6 times as fast as 128 rows on 500 trees of depth 8, whose 374 MiB of
+#: tables far exceed the cache. On 100 trees of depth 6 they were slightly faster.
 CHUNK_ROWS = 2048
 
 #: Default memory budget of the pattern tables, in bytes.
@@ -209,7 +209,7 @@ class Explainer:
         n = e.nodes
         return _predict_batch(
             array, e.base_score, e.tree_offsets, e.tree_outputs, n.left, n.right,
-            n.feature, n.threshold, n.default_left, n.is_categorical,
+            n.feature, n.threshold, n.default_left, n.zero_is_missing, n.is_categorical,
             n.category_offsets, n.categories, n.value, e.missing,
             e.decision_type == "<",
         )
@@ -225,7 +225,8 @@ class Explainer:
         _path_dependent_batch(
             array, out, chunk_rows, p.max_tree_nodes, p.max_slots,
             e.tree_offsets, e.tree_outputs, n.left, n.right, n.feature, n.threshold,
-            n.default_left, n.is_categorical, n.category_offsets, n.categories,
+            n.default_left, n.zero_is_missing, n.is_categorical, n.category_offsets,
+            n.categories,
             n.value, e.missing, e.decision_type == "<",
             p.tree_leaf_offsets, p.leaf_node, p.slot_offsets, p.slot_feature,
             p.slot_zero, p.edge_offsets, p.edge_node, p.edge_left, p.edge_slot,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastshap import NodeArrays, TreeEnsemble
+from fastshap.ensemble import ZERO_THRESHOLD
 
 # ---------------------------------------------------------------------------
 # Routing and prediction
@@ -61,6 +62,9 @@ def goes_left(ensemble: TreeEnsemble, node: int, x: np.ndarray) -> bool:
     nodes = ensemble.nodes
     value = float(x[nodes.feature[node]])
     if is_missing(ensemble, value):
+        return bool(nodes.default_left[node])
+    zero = abs(value) <= ZERO_THRESHOLD
+    if nodes.zero_is_missing[node] and not nodes.is_categorical[node] and zero:
         return bool(nodes.default_left[node])
     if nodes.is_categorical[node]:
         start = nodes.category_offsets[node]

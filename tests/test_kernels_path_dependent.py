@@ -13,6 +13,8 @@ per-leaf algorithm.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -317,6 +319,31 @@ def test_missing_sentinel_value(memory_limit, rng):
     X = reference.random_rows(rng, 10, 4)
     X[rng.random(X.shape) < 0.3] = 0.25
 
+    check_against_brute_force(ensemble, X, memory_limit)
+
+
+def test_zero_is_missing_nodes(memory_limit, rng):
+    """Zero, and values within ZERO_THRESHOLD of it, follow the default at flagged nodes."""
+    spec = SyntheticSpec(n_trees=4, max_depth=5, n_features=4)
+    ensemble = reference.random_ensemble(rng, spec)
+    nodes = ensemble.nodes
+    internal = nodes.left >= 0
+    flagged = internal & (rng.random(len(internal)) < 0.5)
+    # Thresholds just around zero, so that zero's numeric direction often
+    # differs from the node's default direction.
+    threshold = np.where(internal, rng.choice([-0.5, 0.5], size=len(internal)), np.nan)
+    ensemble = dataclasses.replace(
+        ensemble, nodes=nodes._replace(zero_is_missing=flagged, threshold=threshold)
+    )
+    X = reference.random_rows(rng, 12, 4, missing_probability=0.1)
+    zeros = np.array([0.0, -0.0, 1e-36, -1e-36, 1e-30])
+    mask = rng.random(X.shape) < 0.5
+    X[mask] = rng.choice(zeros, size=mask.sum())
+
+    unflagged = dataclasses.replace(ensemble, nodes=nodes._replace(threshold=threshold))
+    assert not np.allclose(
+        reference.predict_raw(ensemble, X), reference.predict_raw(unflagged, X)
+    )
     check_against_brute_force(ensemble, X, memory_limit)
 
 

@@ -11,16 +11,20 @@ import numpy as np
 from numba import njit
 
 from fastshap._config import NJIT_FLAGS
+from fastshap.ensemble import ZERO_THRESHOLD
 
 
 @njit(inline="always", **NJIT_FLAGS)
-def _numeric_goes_left(value, threshold, default_left, missing, strict_less):
+def _numeric_goes_left(value, threshold, default_left, zero_is_missing, missing, strict_less):
     """Return whether ``value`` takes the left child of a numeric split.
 
-    A missing value (NaN or ``missing``) follows ``default_left``; otherwise
-    the split compares with ``<`` when ``strict_less`` and ``<=`` otherwise.
+    A missing value (NaN, ``missing``, or zero when ``zero_is_missing``)
+    follows ``default_left``. Other values are compared with ``<`` when
+    ``strict_less`` and ``<=`` otherwise.
     """
     if np.isnan(value) or value == missing:
+        return default_left
+    if zero_is_missing and -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
         return default_left
     if strict_less:
         return value < threshold
@@ -43,23 +47,3 @@ def _category_goes_left(value, node, default_left, category_offsets, categories,
         if categories[i] == code:
             result = False
     return result
-
-
-@njit(**NJIT_FLAGS)
-def _row_decisions(
-    x, go_left, left, feature, threshold, default_left, is_categorical,
-    category_offsets, categories, missing, strict_less,
-):
-    """Set ``go_left[node]`` to row ``x``'s direction at every internal node."""
-    for node in range(left.shape[0]):
-        if left[node] < 0:
-            continue
-        value = x[feature[node]]
-        if is_categorical[node]:
-            go_left[node] = _category_goes_left(
-                value, node, default_left[node], category_offsets, categories, missing
-            )
-        else:
-            go_left[node] = _numeric_goes_left(
-                value, threshold[node], default_left[node], missing, strict_less
-            )

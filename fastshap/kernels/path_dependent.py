@@ -80,8 +80,8 @@ def _direct_tree(
 def _path_dependent_batch(
     X, out, chunk_rows, max_tree_nodes, max_slots,
     tree_offsets, tree_outputs, left, right, feature, threshold, default_left,
-    is_categorical, category_offsets, categories, value, missing, strict_less,
-    tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
+    zero_is_missing, is_categorical, category_offsets, categories, value, missing,
+    strict_less, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
     edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
     tree_uses_table, node_slot, node_is_new, node_above_blocks,
     tree_block_offsets, block_root, block_prefix_bits, block_split_offsets,
@@ -123,8 +123,8 @@ def _path_dependent_batch(
                         )
                     else:
                         go_left[node - start] = _numeric_goes_left(
-                            x_value, threshold[node], default_left[node], missing,
-                            strict_less,
+                            x_value, threshold[node], default_left[node],
+                            zero_is_missing[node], missing, strict_less,
                         )
                 if tree_uses_table[t]:
                     _table_tree(

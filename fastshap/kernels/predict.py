@@ -12,7 +12,7 @@ from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
 @njit(**NJIT_FLAGS)
 def _predict_row(
     x, out, tree_offsets, tree_outputs, left, right, feature, threshold,
-    default_left, is_categorical, category_offsets, categories, value,
+    default_left, zero_is_missing, is_categorical, category_offsets, categories, value,
     missing, strict_less,
 ):
     """Add every tree's leaf value for row ``x`` to ``out`` (n_outputs,)."""
@@ -27,7 +27,8 @@ def _predict_row(
                 )
             else:
                 goes_left = _numeric_goes_left(
-                    x_value, threshold[node], default_left[node], missing, strict_less
+                    x_value, threshold[node], default_left[node],
+                    zero_is_missing[node], missing, strict_less,
                 )
             node = left[node] if goes_left else right[node]
         for k in range(tree_outputs[t, 0], tree_outputs[t, 1]):
@@ -37,7 +38,7 @@ def _predict_row(
 @njit(**NJIT_PARALLEL_FLAGS)
 def _predict_batch(
     X, base_score, tree_offsets, tree_outputs, left, right, feature, threshold,
-    default_left, is_categorical, category_offsets, categories, value,
+    default_left, zero_is_missing, is_categorical, category_offsets, categories, value,
     missing, strict_less,
 ):
     """Return the raw output, shape (n_rows, n_outputs), of every row of ``X``."""
@@ -46,7 +47,7 @@ def _predict_batch(
         out[i, :] = base_score
         _predict_row(
             X[i], out[i], tree_offsets, tree_outputs, left, right, feature,
-            threshold, default_left, is_categorical, category_offsets,
+            threshold, default_left, zero_is_missing, is_categorical, category_offsets,
             categories, value, missing, strict_less,
         )
     return out
