@@ -10,6 +10,7 @@ from fastshap.exceptions import (
 from fastshap.explainer import Explainer, explain
 from fastshap.explanation import Explanation
 from fastshap.models import load_model
+from fastshap.tree_explainer import TreeExplainer
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "ModelFormatError",
     "NodeArrays",
     "TreeEnsemble",
+    "TreeExplainer",
     "UnsupportedModelError",
     "__version__",
     "explain",
