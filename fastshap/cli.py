@@ -364,15 +364,25 @@ def _model_features(
 
     Columns that the model stores category labels for become pandas
     categoricals with exactly those labels. A model saved without feature
-    names (``f0``, ``f1``, ...) takes the columns by position when their
-    number matches. Other columns are ignored, with a note on stderr.
+    names (``f0``, ``f1``, ...) takes all columns by position when their
+    number matches; with any other column there, which one is not a feature
+    would be a guess. Other columns of a model with feature names are
+    ignored, with a note on stderr (``exclude`` is not mentioned there).
     """
     names = list(ensemble.feature_names)
     candidates = [column for column in frame.columns if column != exclude]
     if all(name in frame.columns for name in names):
         selected = frame[names]
-    elif _has_default_names(ensemble) and len(candidates) == ensemble.n_features:
-        selected = frame[candidates]
+    elif _has_default_names(ensemble) and frame.shape[1] == ensemble.n_features:
+        selected = frame
+    elif _has_default_names(ensemble):
+        raise CommandError(
+            f"the model was saved without feature names, so the columns of data "
+            f"file {path!r} are matched by position, but it has {frame.shape[1]} "
+            f"columns and the model takes {ensemble.n_features}. Pass a table of "
+            f"exactly the model's columns (a --by column must be one of them), or "
+            f"train the model on a DataFrame so that it stores feature names."
+        )
     else:
         missing = [name for name in names if name not in frame.columns]
         shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
@@ -522,7 +532,17 @@ def _segment_labels(column: pd.Series) -> pd.Series:
 
 def _write_output(frame: pd.DataFrame, path: str, force: bool) -> None:
     with _reported(*_FILE_ERRORS):
-        write_table(frame, path, force=force)
+        try:
+            write_table(frame, path, force=force)
+        except OSError as error:
+            if isinstance(error, _FILE_ERRORS):
+                raise
+            # A full disk or a failed device: the temporary file is already
+            # removed, and an existing OUTPUT is unchanged.
+            raise CommandError(
+                f"writing output file {path!r} failed ({error.strerror or error}). "
+                f"Free disk space or choose another folder; nothing was written."
+            ) from error
 
 
 # --- fastshap explain -------------------------------------------------------

@@ -170,15 +170,24 @@ class Explainer:
         check_positive_int("block_rows", block_rows, allow_none=False)
         array, names, caller_order = check_X(X, self.ensemble)
         n_rows = array.shape[0]
-        values = np.empty((n_rows, self.ensemble.n_features, self.ensemble.n_outputs))
+        shape = (n_rows, self.ensemble.n_features, self.ensemble.n_outputs)
+        values = np.empty(shape)
+        # Kernels write in model column order. When the caller's order differs,
+        # each block goes through a block-sized buffer instead of a full copy.
+        scratch = None
+        if caller_order is not None:
+            scratch = np.empty((min(block_rows, n_rows),) + shape[1:])
 
         started = time.perf_counter()
         with numba_threads(n_jobs):
             for start in range(0, n_rows, block_rows):
                 stop = min(start + block_rows, n_rows)
-                self._shap_block(array[start:stop], values[start:stop])
+                block = values[start:stop] if scratch is None else scratch[: stop - start]
+                self._shap_block(array[start:stop], block)
                 if check_additivity:
-                    self._check_additivity(array[start:stop], values[start:stop], start)
+                    self._check_additivity(array[start:stop], block, start)
+                if scratch is not None:
+                    values[start:stop] = block[:, caller_order, :]
                 logger.debug("explained rows %d to %d of %d", start, stop, n_rows)
                 if progress is not None:
                     progress(stop, n_rows)
@@ -188,8 +197,6 @@ class Explainer:
             n_rows, elapsed, n_rows / elapsed if elapsed > 0 else float("inf"),
         )
 
-        if caller_order is not None:
-            values = values[:, caller_order, :]
         if self.ensemble.n_outputs == 1:
             values = values[:, :, 0]
         return Explanation(

@@ -51,7 +51,10 @@ class Explanation:
                 f"the model has {self.n_outputs} outputs; pass `output=` with an "
                 f"output index from 0 to {self.n_outputs - 1}."
             )
-        if not isinstance(output, (int, np.integer)) or not 0 <= output < self.n_outputs:
+        is_integer = isinstance(output, (int, np.integer)) and not isinstance(
+            output, (bool, np.bool_)
+        )
+        if not is_integer or not 0 <= output < self.n_outputs:
             raise ValueError(
                 f"`output` must be an integer from 0 to {self.n_outputs - 1}; got {output!r}."
             )
@@ -144,10 +147,17 @@ class Explanation:
         return table
 
     def to_frame(self, *, output: int | None = None) -> pd.DataFrame:
-        """Return the values as a DataFrame, one column per feature plus ``base_value``."""
+        """Return the values as a DataFrame, one column per feature plus the base value.
+
+        The base value's column is ``base_value``, or ``base_value_`` (with as
+        many underscores as needed) when a feature already has that name.
+        """
         values = self._output_values(output)
         frame = pd.DataFrame(values, columns=self.feature_names)
-        frame["base_value"] = self.base_values[0 if output is None else output]
+        base_column = "base_value"
+        while base_column in frame.columns:
+            base_column += "_"
+        frame[base_column] = self.base_values[0 if output is None else output]
         data = self._data_frame()
         if data is not None and isinstance(self.data, pd.DataFrame):
             frame.index = self.data.index

@@ -483,6 +483,34 @@ def test_expected_value_at_construction(rng):
     np.testing.assert_array_equal(explainer.expected_value, before)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"objective": "multi:softprob", "num_class": 3, "max_depth": 3},
+        {"booster": "dart", "max_depth": 3, "rate_drop": 0.3, "skip_drop": 0.0},
+        {"objective": "count:poisson", "max_depth": 3},
+    ],
+    ids=["multiclass", "dart", "poisson"],
+)
+@pytest.mark.parametrize("source", ["booster", "file"])
+def test_expected_value_fixed_before_explain(params, source, rng, tmp_path):
+    """expected_value equals pred_contribs' bias before any explain call, and stays."""
+    booster, X = train_booster(rng, params, 8)
+    model = booster
+    if source == "file":
+        model = tmp_path / "model.json"
+        booster.save_model(str(model))
+    _, bias, _ = xgboost_outputs(booster, X[:5])
+
+    explainer = fastshap.Explainer(model)
+    before = explainer.expected_value.copy()
+    explainer.explain(X[:5])
+
+    assert before.shape == np.atleast_1d(bias).shape
+    np.testing.assert_allclose(before, np.atleast_1d(bias), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(explainer.expected_value, before)
+
+
 def test_expected_value_multiclass_shape(multiclass_model):
     model, X = multiclass_model
     expected, bias, _ = xgboost_outputs(model.get_booster(), X[:5])
@@ -507,8 +535,15 @@ def test_dart_tree_weights(rng):
         rng, {"booster": "dart", "max_depth": 3, "rate_drop": 0.3, "skip_drop": 0.0}, 20
     )
     model_json = json.loads(booster.save_raw(raw_format="json"))
-    weights = np.asarray(model_json["learner"]["gradient_booster"]["weight_drop"])
-    trees = model_json["learner"]["gradient_booster"]["gbtree"]["model"]["trees"]
+    gradient_booster = model_json["learner"]["gradient_booster"]
+    # XGBoost up to 3.3 saves a "dart" booster with weight_drop beside its
+    # gbtree; 3.4 saves a "gbtree" booster with weight_drop inside the model.
+    if "gbtree" in gradient_booster:
+        model_part = gradient_booster["gbtree"]["model"]
+    else:
+        model_part = gradient_booster["model"]
+    weights = np.asarray(gradient_booster.get("weight_drop", model_part.get("weight_drop")))
+    trees = model_part["trees"]
 
     ensemble = fastshap.load_model(booster)
 
@@ -813,6 +848,58 @@ def test_dataframe_column_order(named_regression):
     assert np.abs(explanation.values).mean(axis=0).argmax() == permuted.columns.get_loc("a")
     aligned_values = fastshap.explain(model, aligned).values
     np.testing.assert_array_equal(explanation.values, aligned_values[:, order])
+
+
+def test_column_order_multiclass(multiclass_model):
+    """Permuted columns of a multi-class model keep each column's values on every class."""
+    _, X = multiclass_model
+    frame = pd.DataFrame(X, columns=["w", "x", "y", "z"])
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    model = xgb.XGBClassifier(n_estimators=8, max_depth=3, n_jobs=1).fit(frame, y)
+    frame = frame.iloc[:20]
+    permuted = frame[["z", "x", "w", "y"]]
+
+    aligned = fastshap.explain(model, frame)
+    explanation = fastshap.explain(model, permuted)
+
+    assert explanation.values.ndim == 3
+    assert explanation.feature_names == list(permuted.columns)
+    order = [frame.columns.get_loc(name) for name in permuted.columns]
+    np.testing.assert_array_equal(explanation.values, aligned.values[:, order, :])
+
+
+def test_column_order_categorical(categorical_model):
+    """Permuted columns of a categorical model match pred_contribs per column name."""
+    model, frame = categorical_model
+    rows = frame.iloc[:30]
+    permuted = rows[["num2", "cat", "num"]]
+    expected, _, _ = xgboost_outputs(model.get_booster(), rows, categorical=True)
+
+    explanation = fastshap.explain(model, permuted)
+
+    order = [rows.columns.get_loc(name) for name in permuted.columns]
+    tolerance = shap_tolerance(fastshap.load_model(model), expected)
+    np.testing.assert_allclose(explanation.values, expected[:, order], rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".ubj"])
+def test_categorical_model_file(suffix, categorical_model, tmp_path):
+    """A categorical model saved to a file explains like XGBoost's pred_contribs."""
+    model, frame = categorical_model
+    path = tmp_path / f"model{suffix}"
+    model.save_model(str(path))
+    rows = frame.iloc[:30]
+    expected, bias, margin = xgboost_outputs(model.get_booster(), rows, categorical=True)
+
+    explanation = fastshap.explain(path, rows)
+
+    ensemble = fastshap.load_model(path)
+    assert ensemble.categorical_features or np.any(ensemble.nodes.is_categorical)
+    tolerance = shap_tolerance(ensemble, expected)
+    assert_shap_close(
+        explanation, expected, bias, margin, atol=tolerance,
+        additivity_atol=tolerance + margin_tolerance(ensemble, margin),
+    )
 
 
 def _categorical_frame(rng, n_rows=500):

@@ -208,7 +208,11 @@ def load_json(
         weights = np.asarray(booster.get("weight_drop", []), dtype=np.float64)
     elif kind == "gbtree":
         model = _require(booster, "model", "gradient_booster", source)
-        weights = None
+        # XGBoost 3.4 saves dropout (DART) models as gbtree, with the tree
+        # weights inside the model; older versions have no weights here.
+        weights = model.get("weight_drop")
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)
     else:
         raise UnsupportedModelError(
             f"{source} uses booster {kind!r}; supported are 'gbtree' and 'dart'."
