@@ -76,15 +76,14 @@ B09_CASE_FILE_OUTDATED = pytest.mark.skipif(
     f"which XGBoost {xgb.__version__} no longer writes (KeyError in case())",
 )
 
-#: XGBoost cases with path-dependent references, explained by fastshap today.
-XGBOOST_CASES = [
+#: Cases with path-dependent references whose models fastshap loads.
+LOADED_CASES = [
     pytest.param(name, marks=B09_CASE_FILE_OUTDATED if name == "B09" else ())
     for name in ["B01", "B03", "B04", "B08", "B09", "B12", "B16", "B24"]
-]
+] + ["B06"]
 
 #: Cases whose model comes from a library without a fastshap loader yet.
 UNSUPPORTED_CASES = {
-    "B06": "lightgbm",
     "B13": "sklearn",
     "B17": "sklearn",
     "B21": "sklearn",
@@ -150,7 +149,7 @@ def path_dependent_references(case: dict) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", XGBOOST_CASES)
+@pytest.mark.parametrize("name", LOADED_CASES)
 def test_case_matches_reference(name):
     """Values, expected value and additivity agree to float32 rounding."""
     case = load_case(name)
@@ -172,7 +171,7 @@ def test_case_matches_reference(name):
     )
 
 
-@pytest.mark.parametrize("name", XGBOOST_CASES)
+@pytest.mark.parametrize("name", LOADED_CASES)
 def test_case_exact_additivity(name):
     """Values plus expected value equal fastshap's own raw prediction to 1e-9."""
     case = load_case(name)
@@ -191,7 +190,7 @@ def test_case_exact_additivity(name):
     )
 
 
-@pytest.mark.parametrize("name", XGBOOST_CASES)
+@pytest.mark.parametrize("name", LOADED_CASES)
 def test_case_expected_value_fixed(name):
     """expected_value is final at construction and unchanged by explain()."""
     case = load_case(name)

@@ -18,6 +18,8 @@ from fastshap.exceptions import UnsupportedModelError
 LOADERS: dict[str, str] = {
     "xgboost.core.Booster": "fastshap.models.xgboost:load_booster",
     "xgboost.sklearn.XGBModel": "fastshap.models.xgboost:load_sklearn_model",
+    "lightgbm.basic.Booster": "fastshap.models.lightgbm:load_booster",
+    "lightgbm.sklearn.LGBMModel": "fastshap.models.lightgbm:load_sklearn_model",
 }
 
 #: Model file suffix -> "module:function" of its loader.
