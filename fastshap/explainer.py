@@ -67,8 +67,9 @@ class Explainer:
     Parameters
     ----------
     model : model object, str, path-like or TreeEnsemble
-        An XGBoost ``Booster``, ``XGBRegressor`` or ``XGBClassifier``, a
-        saved XGBoost model file (``.json`` or ``.ubj``) or a ``TreeEnsemble``.
+        A model that :func:`fastshap.load_model` accepts: an XGBoost or
+        LightGBM booster or scikit-learn wrapper, a saved XGBoost model file
+        (``.json`` or ``.ubj``) or a ``TreeEnsemble``.
     missing : float, optional
         The value that counts as missing besides NaN. By default the model's
         own ``missing`` parameter.

@@ -80,14 +80,7 @@ B09_CASE_FILE_OUTDATED = pytest.mark.skipif(
 LOADED_CASES = [
     pytest.param(name, marks=B09_CASE_FILE_OUTDATED if name == "B09" else ())
     for name in ["B01", "B03", "B04", "B08", "B09", "B12", "B16", "B24"]
-] + ["B06"]
-
-#: Cases whose model comes from a library without a fastshap loader yet.
-UNSUPPORTED_CASES = {
-    "B13": "sklearn",
-    "B17": "sklearn",
-    "B21": "sklearn",
-}
+] + ["B06", "B13", "B17", "B21"]
 
 #: Keyword arguments of ``case()``. B13 computes its per-leaf reference in
 #: pure Python, about 2 s per row on a 2-core machine, so one row is enough.
@@ -338,7 +331,7 @@ def test_b24_zero_cover_references():
 
 
 # ---------------------------------------------------------------------------
-# Libraries and outputs not supported yet
+# Cases with several models, and outputs not supported yet
 # ---------------------------------------------------------------------------
 
 
@@ -351,19 +344,30 @@ def _case_models(case: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("name", list(UNSUPPORTED_CASES))
-def test_unsupported_library_raises(name):
-    """Models of libraries without a loader raise UnsupportedModelError."""
+@pytest.mark.parametrize("name", ["B17", "B21"])
+def test_case_extra_models(name):
+    """Every further model of a case (``model_<suffix>``) matches its references."""
     case = load_case(name)
+    extras = {key: model for key, model in _case_models(case).items() if key != "model"}
+    assert extras, "the case has no further models"
 
-    for key, model in _case_models(case).items():
-        with pytest.raises(fastshap.UnsupportedModelError) as error:
-            fastshap.explain(model, case["X"])
+    for key, model in extras.items():
+        suffix = key[len("model"):]
+        explainer = fastshap.Explainer(model)
+        expected = np.asarray(case[f"ref_phi{suffix}"], dtype=np.float64)
+        margin = np.asarray(case[f"ref_output{suffix}"], dtype=np.float64)
 
-        message = str(error.value)
-        assert type(model).__qualname__ in message, key
-        assert UNSUPPORTED_CASES[name] in message, key
-        assert "xgboost" in message, key
+        explanation = explainer.explain(case["X"])
+
+        values_atol = shap_tolerance(explainer.ensemble, expected)
+        assert_shap_close(
+            explanation,
+            expected,
+            case[f"ref_expected_value{suffix}"],
+            margin,
+            atol=values_atol,
+            additivity_atol=values_atol + margin_tolerance(explainer.ensemble, margin),
+        )
 
 
 def test_b22_probability_output():

@@ -20,6 +20,60 @@ LOADERS: dict[str, str] = {
     "xgboost.sklearn.XGBModel": "fastshap.models.xgboost:load_sklearn_model",
     "lightgbm.basic.Booster": "fastshap.models.lightgbm:load_booster",
     "lightgbm.sklearn.LGBMModel": "fastshap.models.lightgbm:load_sklearn_model",
+    # scikit-learn: the public classes and their private bases, so that
+    # subclasses load too.
+    "sklearn.tree._classes.BaseDecisionTree": (
+        "fastshap.models.sklearn:load_decision_tree"
+    ),
+    "sklearn.tree._classes.DecisionTreeRegressor": (
+        "fastshap.models.sklearn:load_decision_tree"
+    ),
+    "sklearn.tree._classes.DecisionTreeClassifier": (
+        "fastshap.models.sklearn:load_decision_tree"
+    ),
+    "sklearn.tree._classes.ExtraTreeRegressor": (
+        "fastshap.models.sklearn:load_decision_tree"
+    ),
+    "sklearn.tree._classes.ExtraTreeClassifier": (
+        "fastshap.models.sklearn:load_decision_tree"
+    ),
+    "sklearn.ensemble._forest.BaseForest": "fastshap.models.sklearn:load_forest",
+    "sklearn.ensemble._forest.RandomForestRegressor": (
+        "fastshap.models.sklearn:load_forest"
+    ),
+    "sklearn.ensemble._forest.RandomForestClassifier": (
+        "fastshap.models.sklearn:load_forest"
+    ),
+    "sklearn.ensemble._forest.ExtraTreesRegressor": (
+        "fastshap.models.sklearn:load_forest"
+    ),
+    "sklearn.ensemble._forest.ExtraTreesClassifier": (
+        "fastshap.models.sklearn:load_forest"
+    ),
+    "sklearn.ensemble._gb.BaseGradientBoosting": (
+        "fastshap.models.sklearn:load_gradient_boosting"
+    ),
+    "sklearn.ensemble._gb.GradientBoostingRegressor": (
+        "fastshap.models.sklearn:load_gradient_boosting"
+    ),
+    "sklearn.ensemble._gb.GradientBoostingClassifier": (
+        "fastshap.models.sklearn:load_gradient_boosting"
+    ),
+    (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+        "BaseHistGradientBoosting"
+    ): "fastshap.models.sklearn:load_hist_gradient_boosting",
+    (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+        "HistGradientBoostingRegressor"
+    ): "fastshap.models.sklearn:load_hist_gradient_boosting",
+    (
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+        "HistGradientBoostingClassifier"
+    ): "fastshap.models.sklearn:load_hist_gradient_boosting",
+    "sklearn.ensemble._iforest.IsolationForest": (
+        "fastshap.models.sklearn:load_isolation_forest"
+    ),
 }
 
 #: Model file suffix -> "module:function" of its loader.
