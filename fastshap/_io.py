@@ -47,9 +47,21 @@ def read_table(path: str) -> pd.DataFrame:
         raise FileNotFoundError(f"data file {path!r} not found. Check the path.")
     try:
         if file_format == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+            # pandas renames a repeated CSV header "a" to "a.1", so check the
+            # header as written.
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str)
+            _check_unique_columns(header.iloc[0].tolist() if len(header) else [], path)
+        return frame
+    except UnicodeDecodeError as error:
+        raise TableError(
+            f"data file {path!r} is not UTF-8 text ({error.reason} at byte "
+            f"{error.start}). Convert it to UTF-8, for example with "
+            f"`iconv -f latin1 -t utf-8 IN.csv > OUT.csv`."
+        ) from error
+    except (OSError, ValueError) as error:
         # pyarrow's ArrowInvalid and pandas' ParserError and EmptyDataError
         # are ValueError subclasses.
         detail = " ".join(str(error).split()) or type(error).__name__
@@ -57,6 +69,16 @@ def read_table(path: str) -> pd.DataFrame:
             f"data file {path!r} could not be read as {file_format} ({detail}). "
             f"Check that it is a valid {file_format} file."
         ) from error
+
+
+def _check_unique_columns(names: list, path: str) -> None:
+    names = [str(name) for name in names]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise TableError(
+            f"data file {path!r} has duplicated column names: {duplicated}. "
+            f"Rename them so that each column name occurs once."
+        )
 
 
 def check_output_path(path: str, *, force: bool, role: str = "output file") -> None:

@@ -30,6 +30,47 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = True) -> Non
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
 
 
+def check_n_jobs(value: Any) -> int | None:
+    """Return the thread count that ``n_jobs`` asks for: None (all cores) for None or -1."""
+    if value is None or (isinstance(value, (int, np.integer)) and value == -1):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f"`n_jobs` must be a positive number of threads, or None or -1 for all "
+            f"cores; got {value!r}."
+        )
+    return int(value)
+
+
+def check_missing(value: Any) -> float | None:
+    """Return ``missing`` as a float (None stays None), or raise naming the argument."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"`missing` must be a number that marks missing values, such as -999 "
+            f"or np.nan, or None for the model's own setting; got {value!r}."
+        )
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise ``TypeError`` unless ``value`` is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
+
+
+def check_callable(name: str, value: Any) -> None:
+    """Raise ``TypeError`` unless ``value`` is None or callable."""
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"`{name}` must be a function called as {name}(rows_done, rows_total), "
+            f"or None; got {value!r}."
+        )
+
+
 _UNITS = {
     "": 1, "b": 1,
     "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -132,10 +173,20 @@ def _frame_to_array(
     else:
         missing = [n for n in model_names if n not in set(columns)]
         extra = [c for c in columns if c not in set(model_names)]
+        problems = []
+        if missing:
+            problems.append(f"missing columns {missing[:10]}")
+        if extra:
+            problems.append(f"unexpected columns {extra[:10]}")
+        if missing:
+            fix = "Pass every feature the model was trained on, with the same names."
+        elif len(model_names) <= 10:
+            fix = f"Select the model's columns with `X[{model_names}]`."
+        else:
+            fix = "Select the model's columns with `X[fastshap.Explainer(model).feature_names]`."
         raise ValueError(
-            f"`X` columns do not match the model's features. Missing: {missing}; "
-            f"unexpected: {extra}. Select the model's columns with "
-            f"`X[{model_names[:5]}{'...' if len(model_names) > 5 else ''}]`."
+            f"`X` columns do not match the model's features: {' and '.join(problems)}. "
+            f"{fix}"
         )
 
     array = np.empty((len(X), len(columns)), dtype=np.float64)
@@ -156,6 +207,17 @@ def _column_values(
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return _category_codes(series, name, model_column, ensemble)
+    labels = ensemble.categorical_features.get(model_column)
+    if labels is not None and ensemble.library == "xgboost":
+        # XGBoost itself rejects a non-categorical column for a categorical
+        # feature: numbers there would be read as category codes unchecked.
+        shown = labels[:5] + (["..."] if len(labels) > 5 else [])
+        raise TypeError(
+            f"column {name!r} of `X` has dtype {dtype}, but the model was trained "
+            f"on it as a categorical with categories {shown}. Convert it with "
+            f"`X[{name!r}].astype(pd.CategoricalDtype(categories))` using the "
+            f"training categories, or pass category codes in a numpy array."
+        )
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     raise TypeError(

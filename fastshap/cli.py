@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import sys
 import time
 from typing import Any, Iterator, Sequence, TextIO
@@ -27,6 +28,7 @@ from fastshap.exceptions import ModelFormatError, UnsupportedModelError
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 #: Errors of file handling that are the user's to fix, reported without traceback.
 _FILE_ERRORS = (
@@ -299,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
         )
         logging.getLogger("fastshap").setLevel(logging.INFO)
+    previous_handler = _stop_on_sigterm()
     try:
         return args.run(args)
     except CommandError as error:
@@ -308,6 +311,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fastshap {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"fastshap {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler, so that temporary files are removed on the way out."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _stop_on_sigterm() -> Any:
+    """Turn SIGTERM into ``_Terminated`` in the main thread; return the old handler."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        # signal.signal works only in the main thread; elsewhere keep the default.
+        return None
 
 
 # --- shared steps -----------------------------------------------------------
@@ -323,6 +349,8 @@ def _check_output(path: str | None, force: bool) -> None:
 
 
 def _load_explainer(path: str, missing: float | None) -> fastshap.Explainer:
+    if os.path.isdir(path):
+        raise CommandError(f"model file {path!r} is a folder. Pass the model file.")
     if not os.path.isfile(path):
         raise CommandError(f"model file {path!r} not found. Check the path.")
     try:
@@ -350,7 +378,18 @@ def _read_data(path: str) -> pd.DataFrame:
     if len(frame) == 0:
         raise CommandError(f"data file {path!r} has no rows. Pass a table with data.")
     frame.columns = [str(column) for column in frame.columns]
+    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if duplicated:
+        raise CommandError(
+            f"data file {path!r} has duplicated column names: {duplicated}. "
+            f"Rename them so that each column name occurs once."
+        )
     return frame
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """Return ``n`` with the noun in singular or plural, such as "1 column"."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
 
 
 def _has_default_names(ensemble: TreeEnsemble) -> bool:
@@ -376,26 +415,27 @@ def _model_features(
     elif _has_default_names(ensemble) and frame.shape[1] == ensemble.n_features:
         selected = frame
     elif _has_default_names(ensemble):
+        by_note = "" if exclude is None else " (the --by column must be one of them)"
         raise CommandError(
             f"the model was saved without feature names, so the columns of data "
             f"file {path!r} are matched by position, but it has {frame.shape[1]} "
             f"columns and the model takes {ensemble.n_features}. Pass a table of "
-            f"exactly the model's columns (a --by column must be one of them), or "
-            f"train the model on a DataFrame so that it stores feature names."
+            f"exactly the model's columns{by_note}, or train the model on a "
+            f"DataFrame so that it stores feature names."
         )
     else:
         missing = [name for name in names if name not in frame.columns]
         shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
         raise CommandError(
-            f"data file {path!r} lacks {len(missing)} of the model's "
-            f"{len(names)} feature columns: {shown}. Add them, or pass the table "
-            f"the model was trained on."
+            f"data file {path!r} is missing {_count(len(missing), 'column')} of "
+            f"the model's {len(names)} features: {shown}. Add them, or pass the "
+            f"table the model was trained on. A CSV file must be comma-separated."
         )
     ignored = [c for c in candidates if c not in set(selected.columns)]
     if ignored:
         shown = ", ".join(ignored[:10]) + (" ..." if len(ignored) > 10 else "")
         print(
-            f"note: ignoring {len(ignored)} columns that are not model features: "
+            f"note: ignoring {_count(len(ignored), 'column')} that are not model features: "
             f"{shown}",
             file=sys.stderr,
         )
@@ -432,8 +472,9 @@ def _as_model_categories(series: pd.Series, labels: list[str], path: str) -> pd.
     if unknown:
         shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
         raise CommandError(
-            f"column {series.name!r} of data file {path!r} has {len(unknown)} "
-            f"categories the model was not trained on: {shown}. Leave those cells "
+            f"column {series.name!r} of data file {path!r} has "
+            f"{_count(len(unknown), 'category', 'categories')} the model was not "
+            f"trained on: {shown}. Leave those cells "
             f"empty (missing), or retrain the model with them."
         )
     label_column = np.full(len(series), None, dtype=object)

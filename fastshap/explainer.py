@@ -12,8 +12,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fastshap._validation import (
+    check_bool,
+    check_callable,
     check_choice,
     check_memory_limit,
+    check_missing,
+    check_n_jobs,
     check_positive_int,
     check_X,
 )
@@ -48,8 +52,8 @@ ProgressCallback = Callable[[int, int], None]
 
 @contextlib.contextmanager
 def numba_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the body with ``n_jobs`` numba threads (all cores when None)."""
-    check_positive_int("n_jobs", n_jobs)
+    """Run the body with ``n_jobs`` numba threads (all cores when None or -1)."""
+    n_jobs = check_n_jobs(n_jobs)
     if n_jobs is None:
         yield
         return
@@ -106,6 +110,7 @@ class Explainer:
     ) -> None:
         check_choice("algorithm", algorithm, ALGORITHMS)
         limit = check_memory_limit("memory_limit", memory_limit)
+        missing = check_missing(missing)
         started = time.perf_counter()
         self.ensemble: TreeEnsemble = load_model(model, missing=missing)
         self.algorithm = "tree_path_dependent"
@@ -153,7 +158,7 @@ class Explainer:
             features by name, and values come back in the DataFrame's column
             order. Categorical columns are read as category codes.
         n_jobs : int, optional
-            Number of threads; all cores by default.
+            Number of threads; all cores when None (the default) or -1.
         block_rows : int, default=65536
             Rows per kernel call; progress is reported after each block.
         check_additivity : bool, default=True
@@ -169,6 +174,9 @@ class Explainer:
             (n_rows, n_features, n_outputs) for several.
         """
         check_positive_int("block_rows", block_rows, allow_none=False)
+        check_n_jobs(n_jobs)
+        check_bool("check_additivity", check_additivity)
+        check_callable("progress", progress)
         array, names, caller_order = check_X(X, self.ensemble)
         n_rows = array.shape[0]
         shape = (n_rows, self.ensemble.n_features, self.ensemble.n_outputs)
@@ -247,7 +255,11 @@ class Explainer:
         margin = self._predict(array)
         total = values.sum(axis=1) + self.expected_value
         error = np.abs(total - margin)
-        tolerance = 1e-6 * np.maximum(1.0, np.abs(margin))
+        # Float64 sums of large terms of opposite signs (leaves near 1e15 from
+        # an init that predicts a probability of exactly 0 or 1) lose about
+        # 1e-16 of the terms' magnitude per operation.
+        magnitude = np.abs(values).sum(axis=1) + np.abs(self.expected_value)
+        tolerance = 1e-6 * np.maximum(1.0, np.abs(margin)) + 1e-12 * magnitude
         if np.any(error > tolerance):
             row, output = np.unravel_index(np.argmax(error - tolerance), error.shape)
             raise AdditivityError(

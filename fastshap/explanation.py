@@ -67,7 +67,9 @@ class Explanation:
         ----------
         by : array-like of shape (n_rows,), optional
             Segment label of each row (a Series, array or list). When given,
-            features are ranked within each segment.
+            features are ranked within each segment. A Series whose index
+            has the explained DataFrame's index labels is matched by index,
+            any other by position.
         output : int, optional
             Output to rank for a multi-output model. When omitted for such a
             model, every output is ranked and an ``output`` column is added.
@@ -91,7 +93,7 @@ class Explanation:
         if by is None:
             return _rank_table(values, self.feature_names)
 
-        labels = np.asarray(by)
+        labels = np.asarray(self._aligned_labels(by))
         if labels.ndim != 1 or len(labels) != len(values):
             raise ValueError(
                 f"`by` must hold one segment label per row ({len(values)}); got "
@@ -112,6 +114,24 @@ class Explanation:
             table["n_rows"] = int(mask.sum())
             frames.append(table)
         return pd.concat(frames, ignore_index=True)
+
+    def _aligned_labels(self, by: Any) -> Any:
+        """Return ``by`` in row order.
+
+        A Series whose index holds exactly the explained DataFrame's index
+        labels is aligned by index, as pandas would. Any other labels are
+        paired with the rows by position.
+        """
+        if not isinstance(by, pd.Series) or not isinstance(self.data, pd.DataFrame):
+            return by
+        index = self.data.index
+        same_labels = (
+            len(by) == len(index)
+            and index.is_unique
+            and by.index.is_unique
+            and index.isin(by.index).all()
+        )
+        return by.reindex(index) if same_labels else by
 
     def top_features(self, k: int = 3, *, output: int | None = None) -> pd.DataFrame:
         """List each row's ``k`` features with the largest absolute SHAP value.
@@ -168,7 +188,13 @@ class Explanation:
 
         Requires the ``shap`` package.
         """
-        import shap
+        try:
+            import shap
+        except ImportError as error:
+            raise ImportError(
+                "to_shap() needs the shap package, which is not installed. Install "
+                "it with `pip install shap`."
+            ) from error
 
         n_rows = self.values.shape[0]
         if self.values.ndim == 2:

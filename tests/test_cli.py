@@ -9,7 +9,9 @@ folder contains no new file afterwards (no partial output, no temporary file).
 from __future__ import annotations
 
 import errno
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -600,7 +602,7 @@ BAD_MODELS = {
     "json-not-a-model": "not an XGBoost model",
     "garbage-ubj": "could not be read",
     "pickle-suffix": "suffix '.pkl'",
-    "folder": "not found",
+    "folder": "is a folder",
     "absent": "not found",
 }
 
@@ -660,8 +662,8 @@ def _write_bad_data(folder, kind: str, frame: pd.DataFrame):
 
 
 BAD_DATA = {
-    "missing-column": ("lacks 1 of the model's 3 feature columns", "'b'"),
-    "two-missing-columns": ("lacks 2 of the model's 3 feature columns", "'a', 'level'"),
+    "missing-column": ("is missing 1 column of the model's 3 features", "'b'"),
+    "two-missing-columns": ("is missing 2 columns of the model's 3 features", "'a', 'level'"),
     "text-in-numeric-column": ("column 'a'", "Convert the column to numbers"),
     "header-only": ("has no rows",),
     "empty-file": ("could not be read as csv",),
@@ -903,6 +905,54 @@ def test_rank_by_positional_feature(tmp_path, capsys):
     if status != 2:
         assert status == 0
         assert set(pd.read_csv(output)["feature"]) == {"x0", "x1", "x2"}
+
+
+def test_sigterm_during_write_removes_temporary_file(regression_files, tmp_path, capsys, monkeypatch):
+    """SIGTERM while the output is written: exit 143, no temporary file, old output kept."""
+    output = tmp_path / "shap.csv"
+    output.write_text("earlier results\n")
+    original = pd.DataFrame.to_csv
+
+    def write_then_receive_sigterm(frame, path, *args, **kwargs):
+        original(frame, path, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", write_then_receive_sigterm)
+
+    status, _, stderr = run(
+        capsys, "explain", regression_files["json"], regression_files["parquet"],
+        "-o", output, "--force", "-q",
+    )
+
+    assert status == 143
+    assert "terminated" in stderr
+    assert output.read_text() == "earlier results\n"
+    assert folder_listing(tmp_path) == {output.name}
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_duplicated_csv_header(regression_files, tmp_path, capsys):
+    """A CSV header that repeats a column name is an error, not a silent rename."""
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,level,a\n0.1,0.2,1,0.3\n")
+
+    status, _, stderr = run(
+        capsys, "rank", regression_files["json"], data, "-q"
+    )
+
+    assert status == 2
+    assert_one_line_error(stderr, "rank", "duplicated column names", "['a']")
+
+
+def test_csv_not_utf8(regression_files, tmp_path, capsys):
+    """A Latin-1 CSV gets a message that names the encoding problem and the fix."""
+    data = tmp_path / "data.csv"
+    data.write_bytes("a,b,level,ort\n0.1,0.2,1,K\xf6ln\n".encode("latin-1"))
+
+    status, _, stderr = run(capsys, "rank", regression_files["json"], data, "-q")
+
+    assert status == 2
+    assert_one_line_error(stderr, "rank", "is not UTF-8", "iconv")
 
 
 # ---------------------------------------------------------------------------

@@ -639,3 +639,27 @@ def test_shap_plots_one_class(multiclass_explanation, pyplot):
     shap.plots.beeswarm(converted[:, :, 2], show=False)
 
     assert len(pyplot.get_fignums()) >= 1
+
+
+def test_rank_by_series_aligned_by_index(regression_explanation):
+    """A Series of labels in another row order is matched by index, not position."""
+    frame = regression_explanation.data
+    labels = pd.Series(np.where(np.arange(len(frame)) % 2 == 0, "even", "odd"), index=frame.index)
+    shuffled = labels.sample(frac=1.0, random_state=0)
+
+    from_shuffled = regression_explanation.rank(by=shuffled)
+    from_aligned = regression_explanation.rank(by=labels)
+
+    pd.testing.assert_frame_equal(from_shuffled, from_aligned)
+
+
+def test_rank_by_series_other_index_by_position(regression_explanation):
+    """A Series with other index labels pairs labels with rows by position."""
+    frame = regression_explanation.data
+    labels = np.where(np.arange(len(frame)) % 3 == 0, "x", "y")
+    foreign = pd.Series(labels, index=np.arange(len(frame)) + 10_000)
+
+    from_foreign = regression_explanation.rank(by=foreign)
+    from_array = regression_explanation.rank(by=labels)
+
+    pd.testing.assert_frame_equal(from_foreign, from_array)

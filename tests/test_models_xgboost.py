@@ -996,6 +996,32 @@ def test_unseen_category_label(categorical_model):
         fastshap.explain(model, rows)
 
 
+def test_numeric_column_for_categorical_feature(categorical_model):
+    """A DataFrame with codes instead of a categorical column is rejected, as XGBoost does."""
+    model, frame = categorical_model
+    rows = frame.iloc[:5].assign(cat=frame["cat"].iloc[:5].cat.codes)
+
+    with pytest.raises(TypeError) as error:
+        fastshap.explain(model, rows)
+
+    message = str(error.value)
+    assert "'cat'" in message
+    assert "categorical" in message
+    assert "astype(pd.CategoricalDtype" in message
+
+
+def test_unknown_objective_rejected(rng, tmp_path):
+    """An objective the loader does not know is an error, not a guessed base value."""
+    booster, _ = train_booster(rng, {"objective": "binary:logistic", "max_depth": 2}, 2)
+    model_json = json.loads(booster.save_raw(raw_format="json"))
+    model_json["learner"]["objective"]["name"] = "made:up"
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(model_json))
+
+    with pytest.raises(fastshap.UnsupportedModelError, match=r"objective 'made:up'"):
+        fastshap.load_model(path)
+
+
 def _numeric_category_rows(frame, codes):
     rows = np.zeros((len(codes), 3))
     rows[:, 0] = frame["num"].fillna(0.0).to_numpy()[: len(codes)]

@@ -118,8 +118,9 @@ def test_missing_column(small_model):
         fastshap.explain(model, frame[["a", "b"]])
 
     message = str(error.value)
-    assert "Missing: ['c']" in message
-    assert "X[['a', 'b', 'c']]" in message
+    assert "missing columns ['c']" in message
+    assert "unexpected" not in message
+    assert "Pass every feature the model was trained on" in message
 
 
 def test_extra_column(small_model):
@@ -129,7 +130,8 @@ def test_extra_column(small_model):
         fastshap.explain(model, frame.assign(z=1.0))
 
     message = str(error.value)
-    assert "unexpected: ['z']" in message
+    assert "unexpected columns ['z']" in message
+    assert "missing columns" not in message
     assert "X[['a', 'b', 'c']]" in message
 
 
@@ -141,8 +143,8 @@ def test_renamed_columns(small_model):
         fastshap.explain(model, pd.DataFrame(frame.to_numpy()))
 
     message = str(error.value)
-    assert "Missing: ['a', 'b', 'c']" in message
-    assert "unexpected: ['0', '1', '2']" in message
+    assert "missing columns ['a', 'b', 'c']" in message
+    assert "unexpected columns ['0', '1', '2']" in message
 
 
 def test_duplicated_columns(small_model):
@@ -378,7 +380,7 @@ def test_invalid_algorithm(algorithm, small_model):
     assert repr(algorithm) in message
 
 
-@pytest.mark.parametrize("n_jobs", [0, -1, 1.5, "2", True])
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, "2", True])
 def test_invalid_n_jobs(n_jobs, small_model):
     model, frame = small_model
 
@@ -386,8 +388,50 @@ def test_invalid_n_jobs(n_jobs, small_model):
         fastshap.explain(model, frame, n_jobs=n_jobs)
 
     message = str(error.value)
-    assert "`n_jobs` must be a positive integer" in message
+    assert "`n_jobs` must be a positive number of threads" in message
+    assert "None or -1" in message
     assert repr(n_jobs) in message
+
+
+def test_n_jobs_minus_one_means_all_cores(small_model):
+    model, frame = small_model
+
+    everything = fastshap.explain(model, frame, n_jobs=-1)
+    one = fastshap.explain(model, frame, n_jobs=1)
+
+    np.testing.assert_array_equal(everything.values, one.values)
+
+
+@pytest.mark.parametrize("missing", ["x", "-999", True, [1.0]])
+def test_invalid_missing(missing, small_model):
+    model, frame = small_model
+
+    with pytest.raises(TypeError) as error:
+        fastshap.explain(model, frame, missing=missing)
+
+    message = str(error.value)
+    assert "`missing` must be a number" in message
+    assert repr(missing) in message
+
+
+@pytest.mark.parametrize("check_additivity", ["no", 0, None])
+def test_invalid_check_additivity(check_additivity, small_model):
+    model, frame = small_model
+
+    with pytest.raises(TypeError, match=r"`check_additivity` must be True or False"):
+        fastshap.explain(model, frame, check_additivity=check_additivity)
+
+
+@pytest.mark.parametrize("progress", [5, "bar"])
+def test_invalid_progress(progress, small_model):
+    model, frame = small_model
+
+    with pytest.raises(TypeError) as error:
+        fastshap.explain(model, frame, progress=progress)
+
+    message = str(error.value)
+    assert "`progress` must be a function" in message
+    assert repr(progress) in message
 
 
 @pytest.mark.parametrize("block_rows", [0, -5, None, 2.0, False])

@@ -30,6 +30,12 @@ LOG_OBJECTIVES = {
     "count:poisson", "reg:gamma", "reg:tweedie", "survival:cox", "survival:aft"
 }
 SOFTMAX_OBJECTIVES = {"multi:softprob", "multi:softmax"}
+#: Objectives whose base_score is already a raw margin.
+IDENTITY_OBJECTIVES = {
+    "reg:squarederror", "reg:squaredlogerror", "reg:pseudohubererror",
+    "reg:absoluteerror", "reg:quantileerror", "reg:linear", "binary:logitraw",
+    "binary:hinge", "rank:pairwise", "rank:ndcg", "rank:map",
+}
 
 
 def load_booster(booster: Any, *, missing: float | None = None) -> TreeEnsemble:
@@ -196,6 +202,14 @@ def load_json(
     learner = _require(model_json, "learner", "the top level", source)
     params = _require(learner, "learner_model_param", "learner", source)
     objective = _require(learner, "objective", "learner", source)["name"]
+    known = LOGIT_OBJECTIVES | LOG_OBJECTIVES | SOFTMAX_OBJECTIVES | IDENTITY_OBJECTIVES
+    if objective not in known:
+        # The objective decides how base_score maps to the margin, so an
+        # unknown one would give a wrong base value.
+        raise UnsupportedModelError(
+            f"{source} has objective {objective!r}, which fastshap does not know; "
+            f"supported are {sorted(known)}."
+        )
     booster = _require(learner, "gradient_booster", "learner", source)
     kind = booster.get("name")
     if kind == "gblinear":
