@@ -44,6 +44,12 @@ CHUNK_ROWS = 2048
 #: Default memory budget of the pattern tables, in bytes.
 DEFAULT_MEMORY_LIMIT = 1 << 30
 
+#: Fewer rows than this, explained once by :func:`explain`, do not pay for
+#: building tables: at depth 6 (100 trees) and depth 8 (500 trees) the direct
+#: algorithm explained about 150 to 200 rows in the time tables took to build
+#: (measured on a 2-core AMD EPYC).
+MIN_TABLE_ROWS = 256
+
 #: Rows per kernel call. Progress is reported and values are written block by block.
 DEFAULT_BLOCK_ROWS = 65_536
 
@@ -275,7 +281,7 @@ def explain(
     *,
     missing: float | None = None,
     algorithm: str = "auto",
-    memory_limit: int | str = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | str | None = None,
     n_jobs: int | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     check_additivity: bool = True,
@@ -286,7 +292,10 @@ def explain(
     A shortcut for ``Explainer(model, ...).explain(X, ...)``; reuse an
     :class:`Explainer` to explain several data sets with one model without
     preparing it again. See :class:`Explainer` and :meth:`Explainer.explain`
-    for the parameters.
+    for the parameters. When ``memory_limit`` is None (the default), tables
+    get the default budget of 1 GiB, except for fewer than
+    ``MIN_TABLE_ROWS`` (256) rows, which the direct algorithm explains sooner
+    than the tables are built. Both give the same values.
 
     Examples
     --------
@@ -298,6 +307,10 @@ def explain(
     ...                  model.predict(X, output_margin=True), atol=1e-5))
     True
     """
+    if memory_limit is None:
+        n_rows = getattr(X, "shape", (None,))[0]
+        few_rows = isinstance(n_rows, (int, np.integer)) and n_rows < MIN_TABLE_ROWS
+        memory_limit = 0 if few_rows else DEFAULT_MEMORY_LIMIT
     explainer = Explainer(
         model, missing=missing, algorithm=algorithm, memory_limit=memory_limit
     )

@@ -451,7 +451,7 @@ def test_invalid_memory_limit(memory_limit, small_model):
     model, frame = small_model
 
     with pytest.raises(ValueError) as error:
-        fastshap.explain(model, frame, memory_limit=memory_limit)
+        fastshap.Explainer(model, memory_limit=memory_limit)
 
     message = str(error.value)
     assert "`memory_limit`" in message
@@ -469,3 +469,21 @@ def test_valid_arguments_accepted(small_model):
     )
 
     assert explanation.values.shape == (100, 3)
+
+
+def test_explain_tables_only_for_enough_rows(small_model, caplog):
+    """One-shot explain() skips building tables for fewer than MIN_TABLE_ROWS rows."""
+    from fastshap.explainer import MIN_TABLE_ROWS
+
+    model, frame = small_model
+    rows = pd.concat([frame] * 3, ignore_index=True)
+    assert len(rows) >= MIN_TABLE_ROWS
+
+    with caplog.at_level("INFO", logger="fastshap.explainer"):
+        few = fastshap.explain(model, rows.iloc[:10])
+        many = fastshap.explain(model, rows)
+
+    prepared = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prepared")]
+    assert ": 0 from tables" in prepared[0]
+    assert ": 0 from tables" not in prepared[1]
+    np.testing.assert_allclose(few.values, many.values[:10], rtol=0, atol=1e-12)
