@@ -36,9 +36,9 @@ ALGORITHMS = ("auto", "tree_path_dependent")
 
 #: Largest number of rows a kernel chunk explains tree by tree, so that each
 #: tree's nodes and tables, once in cache, serve every row of the chunk.
-#: Measured on a 2-core AMD EPYC (1 MiB L2 per core, 8 MiB L3): 2048 rows ran
+#: Measured on a 2-core Intel Xeon (2 MiB L2 per core): 2048 rows ran
 #: 1.6 times as fast as 128 rows on 500 trees of depth 8, whose 374 MiB of
-#: tables far exceed the cache. On 100 trees of depth 6 they were slightly faster.
+#: tables far exceed the L2 cache. On 100 trees of depth 6 they were slightly faster.
 CHUNK_ROWS = 2048
 
 #: Default memory budget of the pattern tables, in bytes.
@@ -47,7 +47,7 @@ DEFAULT_MEMORY_LIMIT = 1 << 30
 #: Fewer rows than this, explained once by :func:`explain`, do not pay for
 #: building tables: at depth 6 (100 trees) and depth 8 (500 trees) the direct
 #: algorithm explained about 150 to 200 rows in the time tables took to build
-#: (measured on a 2-core AMD EPYC).
+#: (measured on a 2-core Intel Xeon).
 MIN_TABLE_ROWS = 256
 
 #: Rows per kernel call. Progress is reported and values are written block by block.
@@ -241,9 +241,14 @@ class Explainer:
         n = e.nodes
         p = self.paths
         quad_offsets, quad_t, quad_w = self.quadrature
-        # Smaller chunks for small blocks, so that every thread gets rows.
-        rows_per_thread = -(-array.shape[0] // numba.get_num_threads())
-        chunk_rows = max(1, min(CHUNK_ROWS, rows_per_thread))
+        # numba's prange hands each thread an equal share of the chunks, so
+        # the number of chunks is a multiple of the thread count and the
+        # chunks are of equal size: 4,559 rows as chunks of 2048, 2048 and 463
+        # rows would keep one of two threads busy twice as long as the other.
+        n_rows = array.shape[0]
+        n_threads = numba.get_num_threads()
+        n_chunks = n_threads * max(1, -(-n_rows // (n_threads * CHUNK_ROWS)))
+        chunk_rows = max(1, -(-n_rows // n_chunks))
         _path_dependent_batch(
             array, out, chunk_rows, p.max_tree_nodes, p.max_slots,
             e.tree_offsets, e.tree_outputs, n.left, n.right, n.feature, n.threshold,

@@ -229,7 +229,7 @@ def test_explain_several_outputs_layout(kind, tmp_path, capsys):
     value_columns = [f"{name}[{label}_{k}]" for k in range(n_outputs) for name in "pq"]
     base_columns = [f"base_value[{label}_{k}]" for k in range(n_outputs)]
     assert table.columns.tolist() == value_columns + base_columns
-    expected = fastshap.explain(model_path, pd.read_csv(data_path))
+    expected = fastshap.Explainer(model_path).explain(pd.read_csv(data_path))
     for k in range(n_outputs):
         for j, name in enumerate("pq"):
             np.testing.assert_array_equal(
@@ -255,8 +255,8 @@ def test_explain_unnamed_model_positional(multiclass_files, tmp_path, capsys):
     assert status == 0, stderr
     table = pd.read_parquet(output)
     assert table.columns[0] == "x0[class_0]"
-    expected = fastshap.explain(
-        multiclass_files["model"], multiclass_files["frame"].to_numpy()
+    expected = fastshap.Explainer(multiclass_files["model"]).explain(
+        multiclass_files["frame"].to_numpy()
     )
     np.testing.assert_array_equal(
         table["x1[class_2]"].to_numpy(), expected.values[:, 1, 2]
@@ -842,8 +842,8 @@ def test_rank_top_several_outputs(multiclass_files, tmp_path, capsys):
     assert status == 0, stderr
     table = pd.read_csv(output)
     assert table["output"].tolist() == [0, 1, 2]
-    expected = fastshap.explain(
-        multiclass_files["model"], multiclass_files["frame"].to_numpy()
+    expected = fastshap.Explainer(multiclass_files["model"]).explain(
+        multiclass_files["frame"].to_numpy()
     )
     for k in range(3):
         strongest = np.abs(expected.values[:, :, k]).mean(axis=0).argmax()
