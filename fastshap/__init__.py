@@ -7,6 +7,7 @@ from fastshap.exceptions import (
     ModelFormatError,
     UnsupportedModelError,
 )
+from fastshap.distributed import rank
 from fastshap.explainer import Explainer, explain
 from fastshap.explanation import Explanation
 from fastshap.models import load_model
@@ -27,4 +28,5 @@ __all__ = [
     "__version__",
     "explain",
     "load_model",
+    "rank",
 ]

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import types
 from typing import Any, Iterator, Sequence, TextIO
 
 import numpy as np
@@ -196,11 +197,30 @@ def _add_explain(subparsers: Any, parents: list[argparse.ArgumentParser]) -> Non
         help=(
             "file to write, .parquet, .pq or .csv. It is written to a temporary "
             "file in the same folder and renamed when complete, so no partial "
-            "file is left on failure."
+            "file is left on failure. With dask (DATA a folder or --scheduler "
+            "given), OUTPUT is a parquet dataset: a folder with one file per "
+            "block of rows, written to a temporary folder and renamed when "
+            "complete."
         ),
     )
     explain.add_argument(
         "--force", action="store_true", help="overwrite OUTPUT if it exists"
+    )
+    explain.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help=(
+            "address of a dask.distributed scheduler to compute on, for example "
+            "tcp://127.0.0.1:8786. DATA is then read with dask in blocks and "
+            "OUTPUT written as a parquet dataset; every worker must be able to "
+            "read DATA and write next to OUTPUT. --threads then sets the "
+            "threads per task (default: the worker's cores divided by its "
+            "threads). Without --scheduler, a DATA folder of parquet files is "
+            "computed with dask on this machine."
+        ),
+    )
+    explain.add_argument(
+        "--scheduler-timeout", type=_positive_int, default=10, metavar="SECONDS",
+        help="seconds to wait for the connection to --scheduler (default: 10)",
     )
     explain.set_defaults(run=run_explain)
 
@@ -591,6 +611,8 @@ def _write_output(frame: pd.DataFrame, path: str, force: bool) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Write the SHAP values of every row of DATA to OUTPUT."""
+    if args.scheduler is not None or os.path.isdir(args.data):
+        return _run_explain_dask(args)
     _check_output(args.output, args.force)
     explainer = _load_explainer(args.model, args.missing)
     frame = _read_data(args.data)
@@ -605,6 +627,123 @@ def run_explain(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _run_explain_dask(args: argparse.Namespace) -> int:
+    """Explain DATA block by block with dask and write OUTPUT as a parquet dataset."""
+    _check_dataset_output(args.output, args.force)
+    explainer = _load_explainer(args.model, args.missing)
+    started = time.perf_counter()
+    with _dask_client(args.scheduler, args.scheduler_timeout):
+        frame = _read_dask_data(args.data)
+        features = _dask_model_features(frame, explainer.ensemble, args.data)
+        explanation = explainer.explain(features, n_jobs=args.threads)
+        with _reported(*_FILE_ERRORS, ValueError, TypeError):
+            explanation.to_parquet(
+                args.output,
+                overwrite=args.force,
+                output_label=_output_label(explainer.ensemble),
+                progress=not args.quiet,
+            )
+    seconds = time.perf_counter() - started
+    n_rows = _dataset_rows(args.output)
+    print(
+        f"wrote SHAP values of {n_rows:,} rows and {len(features.columns)} "
+        f"features to {args.output} ({seconds:.1f} s, "
+        f"{n_rows / max(seconds, 1e-9):,.0f} rows/s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None, timeout: int) -> Iterator[Any]:
+    """Connect to the scheduler at ``address`` for the body; no client when None."""
+    if address is None:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, TypeError) as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise CommandError(
+            f"could not connect to the dask scheduler at {address!r} within "
+            f"{timeout} s ({detail}). Check the address, for example "
+            f"tcp://127.0.0.1:8786, and that the scheduler is running."
+        ) from error
+    with client:
+        yield client
+
+
+def _check_dataset_output(path: str, force: bool) -> None:
+    """Fail before any work when the parquet dataset OUTPUT cannot be written."""
+    if os.path.splitext(path)[1].lower() == ".csv":
+        raise CommandError(
+            f"output {path!r} is a CSV file, but with dask the values are written "
+            f"as a parquet dataset (a folder). Choose a path such as "
+            f"{os.path.splitext(path)[0] + '.parquet'!r}."
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(
+            f"the folder of output {path!r} does not exist. Create it first "
+            f"(mkdir -p {folder}) or choose another path."
+        )
+    if os.path.lexists(path) and not force:
+        raise CommandError(
+            f"output {path!r} already exists. Pass --force to overwrite it, or "
+            f"choose another path."
+        )
+
+
+def _read_dask_data(path: str) -> Any:
+    """Open DATA, a parquet file or folder of parquet files or a CSV file, with dask."""
+    import dask.dataframe as dd
+
+    if not os.path.exists(path):
+        raise CommandError(f"data {path!r} not found. Check the path.")
+    is_csv = os.path.isfile(path) and table_format(path, "data file") == "csv"
+    try:
+        frame = dd.read_csv(path) if is_csv else dd.read_parquet(path)
+    except (OSError, ValueError) as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        raise CommandError(
+            f"data {path!r} could not be read as {'CSV' if is_csv else 'parquet'} "
+            f"({detail}). Pass a parquet file, a folder of parquet files or a "
+            f"CSV file."
+        ) from error
+    frame.columns = [str(column) for column in frame.columns]
+    return frame
+
+
+def _dask_model_features(frame: Any, ensemble: TreeEnsemble, path: str) -> Any:
+    """Select and convert the model's columns of a dask dataframe, partition by partition.
+
+    The columns are checked on the dataframe's meta now, as
+    :func:`_model_features` checks a pandas frame. Only the model's columns
+    and categories go into each task, not the whole ensemble.
+    """
+    meta = _model_features(frame._meta, ensemble, path)
+    schema = types.SimpleNamespace(
+        feature_names=list(ensemble.feature_names),
+        n_features=ensemble.n_features,
+        categorical_features=dict(ensemble.categorical_features),
+    )
+    selected = frame[list(meta.columns)]
+    return selected.map_partitions(_model_features, schema, path, meta=meta)
+
+
+def _dataset_rows(path: str) -> int:
+    """Count the rows of a parquet dataset from the files' metadata."""
+    import pyarrow.parquet as pq
+
+    return sum(
+        pq.read_metadata(os.path.join(path, name)).num_rows
+        for name in sorted(os.listdir(path))
+        if name.endswith(".parquet")
+    )
 
 
 # --- fastshap rank ----------------------------------------------------------

@@ -21,6 +21,7 @@ from fastshap._validation import (
     check_positive_int,
     check_X,
 )
+from fastshap.distributed import explain_dask, is_dask_collection
 from fastshap.ensemble import TreeEnsemble
 from fastshap.exceptions import AdditivityError
 from fastshap.explanation import Explanation
@@ -159,12 +160,16 @@ class Explainer:
 
         Parameters
         ----------
-        X : ndarray of shape (n_rows, n_features) or pandas DataFrame
+        X : ndarray of shape (n_rows, n_features), DataFrame, or dask collection
             Rows to explain. DataFrame columns are matched to the model's
             features by name, and values come back in the DataFrame's column
-            order. Categorical columns are read as category codes.
+            order. Categorical columns are read as category codes. For a
+            dask collection nothing is computed: ``values`` is a dask array
+            chunked by rows like ``X`` (see :mod:`fastshap.distributed`).
         n_jobs : int, optional
-            Number of threads; all cores when None (the default) or -1.
+            Number of threads; all cores when None (the default) or -1. For
+            dask input, threads per task, by default
+            ``max(1, cores // tasks that run at once)``.
         block_rows : int, default=65536
             Rows per kernel call; progress is reported after each block.
         check_additivity : bool, default=True
@@ -183,6 +188,17 @@ class Explainer:
         check_n_jobs(n_jobs)
         check_bool("check_additivity", check_additivity)
         check_callable("progress", progress)
+        if is_dask_collection(X):
+            if progress is not None:
+                raise ValueError(
+                    "`progress` is not used for dask input, which is computed "
+                    "later. Use dask.diagnostics.ProgressBar or "
+                    "distributed.progress when computing the values."
+                )
+            return explain_dask(
+                self, X, n_jobs=n_jobs, block_rows=block_rows,
+                check_additivity=check_additivity,
+            )
         array, names, caller_order = check_X(X, self.ensemble)
         n_rows = array.shape[0]
         shape = (n_rows, self.ensemble.n_features, self.ensemble.n_outputs)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from fastshap._io import atomic_output
+from fastshap._validation import check_bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +73,9 @@ class Explanation:
             Segment label of each row (a Series, array or list). When given,
             features are ranked within each segment. A Series whose index
             has the explained DataFrame's index labels is matched by index,
-            any other by position.
+            any other by position. When ``values`` is a dask array, ``by``
+            is a dask Series or array with the same row chunks, and the
+            ranking is computed by a streamed reduction.
         output : int, optional
             Output to rank for a multi-output model. When omitted for such a
             model, every output is ranked and an ``output`` column is added.
@@ -84,6 +90,11 @@ class Explanation:
             ``sign`` (``"+"``, ``"-"`` or ``"0"``); plus ``segment`` and
             ``n_rows`` when ``by`` is given.
         """
+        # Imported here because fastshap.distributed imports this module.
+        from fastshap.distributed import is_dask_collection, rank_values
+
+        if is_dask_collection(self.values):
+            return rank_values(self, by, output)
         if self.values.ndim == 3 and output is None:
             frames = [
                 self.rank(by, output=k).assign(output=k) for k in range(self.n_outputs)
@@ -183,6 +194,63 @@ class Explanation:
             frame.index = self.data.index
         return frame
 
+    def to_parquet(
+        self,
+        path: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        output_label: str = "output",
+        progress: bool = False,
+    ) -> None:
+        """Write the values, one column per feature plus the base value, to parquet.
+
+        Columns are the feature names and ``base_value`` for one output. For
+        several outputs they are ``FEATURE[{output_label}_K]`` for every
+        output ``K`` and feature, then ``base_value[{output_label}_K]``, as
+        ``fastshap explain`` writes them. Rows are in the order of
+        ``values``, without an index.
+
+        In-memory values go to one file. Dask values go to a parquet dataset:
+        a folder with one file ``part.NNNNN.parquet`` per row block, written
+        by the workers, so ``path`` must be on storage that every worker
+        can reach. Either way the output is written under a temporary name
+        next to ``path`` and renamed to ``path`` only when complete, so a
+        failed or interrupted write leaves no partial output at ``path``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File (in-memory values) or folder (dask values) to create.
+        overwrite : bool, default=False
+            Replace ``path`` if it exists; otherwise an existing ``path``
+            raises ``FileExistsError``.
+        output_label : str, default="output"
+            Word in the column names of a multi-output model, such as
+            ``"class"`` for a multi-class classifier.
+        progress : bool, default=False
+            Show a progress bar on stderr while dask values are computed.
+        """
+        from fastshap.distributed import is_dask_collection, write_parquet_dataset
+
+        check_bool("overwrite", overwrite)
+        check_bool("progress", progress)
+        columns = value_columns(self.feature_names, self.n_outputs, output_label)
+        path = os.fspath(path)
+        if is_dask_collection(self.values):
+            write_parquet_dataset(
+                self.values, path, columns, self.base_values,
+                overwrite=overwrite, progress=progress,
+            )
+            return
+        if os.path.lexists(path) and not overwrite:
+            raise FileExistsError(
+                f"{path!r} already exists. Pass overwrite=True to replace it, or "
+                f"choose another path."
+            )
+        frame = values_frame(self.values, columns, self.base_values)
+        with atomic_output(path, force=overwrite) as temporary:
+            frame.to_parquet(temporary, index=False)
+
     def to_shap(self) -> Any:
         """Convert to a ``shap.Explanation``, so every ``shap.plots`` function works.
 
@@ -231,9 +299,61 @@ def _plot_values(column: pd.Series) -> NDArray[np.float64]:
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def value_columns(
+    feature_names: list[str], n_outputs: int, output_label: str
+) -> list[str]:
+    """Return the column names of a values table: features, then base values."""
+    if n_outputs == 1:
+        columns = list(feature_names) + ["base_value"]
+    else:
+        columns = [
+            f"{name}[{output_label}_{k}]"
+            for k in range(n_outputs)
+            for name in feature_names
+        ]
+        columns += [f"base_value[{output_label}_{k}]" for k in range(n_outputs)]
+    if len(set(columns)) != len(columns):
+        raise ValueError(
+            "a feature is named like a base value column (base_value). Rename "
+            "the feature and retrain the model."
+        )
+    return columns
+
+
+def values_frame(
+    values: NDArray[np.float64], columns: list[str], base_values: NDArray[np.float64]
+) -> pd.DataFrame:
+    """Lay out values of shape (n_rows, n_features[, n_outputs]) under ``columns``."""
+    n_rows = len(values)
+    if values.ndim == 2:
+        values = values[:, :, np.newaxis]
+    # Output-major order, as value_columns names them.
+    flat = values.transpose(0, 2, 1).reshape(n_rows, values.shape[1] * values.shape[2])
+    base = np.broadcast_to(
+        np.asarray(base_values, dtype=np.float64), (n_rows, len(base_values))
+    )
+    return pd.DataFrame(np.hstack([flat, base]), columns=columns)
+
+
 def _rank_table(values: NDArray[np.float64], feature_names: list[str]) -> pd.DataFrame:
-    mean_abs = np.abs(values).mean(axis=0) if len(values) else np.zeros(values.shape[1])
-    mean = values.mean(axis=0) if len(values) else np.zeros(values.shape[1])
+    return _rank_table_from_sums(
+        np.abs(values).sum(axis=0), values.sum(axis=0), len(values), feature_names
+    )
+
+
+def _rank_table_from_sums(
+    sum_abs: NDArray[np.float64],
+    sums: NDArray[np.float64],
+    n_rows: int,
+    feature_names: list[str],
+) -> pd.DataFrame:
+    """Build the rank table from per-feature sums of |SHAP| and SHAP over ``n_rows``.
+
+    ``sum / n_rows`` is what ``mean(axis=0)`` computes, so the table of a
+    matrix equals the table of its sums bit for bit.
+    """
+    mean_abs = sum_abs / n_rows if n_rows else np.zeros(len(sum_abs))
+    mean = sums / n_rows if n_rows else np.zeros(len(sums))
     total = mean_abs.sum()
     share = mean_abs / total if total > 0 else np.zeros_like(mean_abs)
     table = pd.DataFrame(
