@@ -714,6 +714,12 @@ def _read_dask_data(path: str) -> Any:
             f"({detail}). Pass a parquet file, a folder of parquet files or a "
             f"CSV file."
         ) from error
+    if not is_csv and frame.npartitions == 1:
+        # NOTE: dask 2026.8.0 fails to compute a one-partition read_parquet
+        # frame mapped with the explainer ("Cannot fuse tasks with multiple
+        # outputs"). One partition is one task's data anyway, so read it here
+        # and give dask the pandas frame, which computes correctly.
+        frame = dd.from_pandas(pd.read_parquet(path), npartitions=1)
     frame.columns = [str(column) for column in frame.columns]
     return frame
 

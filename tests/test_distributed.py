@@ -506,18 +506,8 @@ def test_cli_scheduler_matches_in_memory(client, cli_files, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_parquet(output), expected)
 
 
-# NOTE: dask-expr fuses a one-partition read_parquet with the explainer's
-# key when the frame becomes an array, and then fails; computing without
-# graph optimization does not avoid it, because the fusion happens earlier.
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dask 2026.8.0: a one-partition read_parquet frame mapped with a delayed "
-        "argument fails in to_dask_array graphs with 'Cannot fuse tasks with "
-        "multiple outputs'"
-    ),
-)
 def test_cli_scheduler_single_file(client, cli_files, tmp_path, capsys):
+    """A single parquet file (one partition) explains on the cluster."""
     status = main([
         "explain", str(cli_files / "model.json"), str(cli_files / "data.parquet"),
         "-o", str(tmp_path / "values.parquet"), "-q",
@@ -525,6 +515,9 @@ def test_cli_scheduler_single_file(client, cli_files, tmp_path, capsys):
     ])
 
     assert status == 0, capsys.readouterr().err
+    expected = pd.read_parquet(cli_files / "expected.parquet")
+    written = pd.read_parquet(tmp_path / "values.parquet")
+    pd.testing.assert_frame_equal(written, expected)
 
 
 def test_cli_parquet_folder_local_dask(cli_files, tmp_path, capsys):
