@@ -19,7 +19,7 @@ maps it onto the :class:`~fastshap.TreeEnsemble` schema:
   ``default_left``, so the node gets ``zero_is_missing``.
 - ``missing_type`` ``"None"``: NaN is replaced by 0.0 and compared, so NaN
   goes left exactly when ``0.0 <= threshold``. The loader stores that
-  direction as the node's ``default_left``, whatever the dump says.
+  direction as the node's ``default_left``, whatever direction the dump stores.
 - A categorical split truncates ``x`` toward zero and sends the categories
   listed in its threshold (``"1||3||5"``) left. Everything else goes right:
   NaN, values that truncate to a negative integer, and unlisted categories.

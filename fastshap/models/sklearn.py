@@ -27,7 +27,7 @@ loaded ensemble computes, and that its SHAP values add up to, is:
 scikit-learn's trees round inputs to float32 and send ``x`` left when
 ``float32(x) <= threshold``, with float64 thresholds. Histogram gradient
 boosting compares float64 inputs. Both send a missing value (NaN) where
-each node's ``missing_go_to_left`` says. The cover of a node is
+each node's ``missing_go_to_left`` sends it. The cover of a node is
 ``weighted_n_node_samples``, as in ``shap.TreeExplainer``, and the training
 sample ``count`` in histogram gradient boosting, which stores no weighted
 count.
