@@ -265,6 +265,8 @@ def train_booster(rng, params: dict, n_trees: int, *, n_rows=200, n_features=6):
 
 GRID = {
     "squarederror-depth1-1tree": ({"max_depth": 1}, 1),
+    "squarederror-depth1-1tree": ({"max_depth": 1}, 1),
+    "logistic-depth1-50trees": ({"objective": "binary:logistic", "max_depth": 1}, 50),
     "squarederror-depth2-3trees": ({"max_depth": 2}, 3),
     "squarederror-depth6-40trees": ({"max_depth": 6}, 40),
     "squarederror-depth12-15trees": (
