@@ -3,7 +3,7 @@
     python -m benchmarks.peak_memory [--model xgb-d8-500] [--rows 1000000]
 
 The rows (50 float64 features) are generated in the process before the
-measurement starts, so the reported peak is what a user who already holds
+measurement starts, so the reported peak is what a user who already has
 the data in memory pays: the input, the value array, fastshap's tables and
 whatever the explanation allocates besides. The peak is the process's
 ``VmHWM`` (peak resident set size) from ``/proc/self/status``. Prints one

@@ -11,9 +11,6 @@ from numpy.typing import NDArray
 
 from fastshap.ensemble import TreeEnsemble
 
-_DEFAULT_NAME = re.compile(r"^f\d+$")
-
-
 def check_choice(name: str, value: Any, allowed: tuple) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
@@ -31,7 +28,7 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = True) -> Non
 
 
 def check_n_jobs(value: Any) -> int | None:
-    """Return the thread count that ``n_jobs`` asks for: None (all cores) for None or -1."""
+    """Return the thread count that ``n_jobs`` requests: None (all cores) for None or -1."""
     if value is None or (isinstance(value, (int, np.integer)) and value == -1):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -92,10 +89,9 @@ def check_memory_limit(name: str, value: Any) -> int:
     )
 
 
-def _has_default_names(ensemble: TreeEnsemble) -> bool:
-    return all(
-        name == f"f{i}" for i, name in enumerate(ensemble.feature_names)
-    ) and all(_DEFAULT_NAME.match(n) for n in ensemble.feature_names)
+def has_default_names(ensemble: TreeEnsemble) -> bool:
+    """Return whether the model's feature names are XGBoost's defaults f0, f1, ..."""
+    return list(ensemble.feature_names) == [f"f{i}" for i in range(ensemble.n_features)]
 
 
 def check_X(
@@ -167,7 +163,7 @@ def _frame_to_array(
     if set(columns) == set(model_names):
         position = {name: j for j, name in enumerate(columns)}
         model_order = [position[name] for name in model_names]
-    elif _has_default_names(ensemble) and len(columns) == ensemble.n_features:
+    elif has_default_names(ensemble) and len(columns) == ensemble.n_features:
         # The model was trained without feature names: match by position.
         model_order = list(range(len(columns)))
     else:

@@ -23,6 +23,7 @@ import pandas as pd
 
 import fastshap
 from fastshap._io import TableError, check_output_path, read_table, table_format, write_table
+from fastshap._validation import has_default_names
 from fastshap.ensemble import TreeEnsemble
 from fastshap.exceptions import ModelFormatError, UnsupportedModelError
 
@@ -412,10 +413,6 @@ def _count(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"
 
 
-def _has_default_names(ensemble: TreeEnsemble) -> bool:
-    return ensemble.feature_names == [f"f{j}" for j in range(ensemble.n_features)]
-
-
 def _model_features(
     frame: pd.DataFrame, ensemble: TreeEnsemble, path: str, *, exclude: str | None = None
 ) -> pd.DataFrame:
@@ -432,9 +429,9 @@ def _model_features(
     candidates = [column for column in frame.columns if column != exclude]
     if all(name in frame.columns for name in names):
         selected = frame[names]
-    elif _has_default_names(ensemble) and frame.shape[1] == ensemble.n_features:
+    elif has_default_names(ensemble) and frame.shape[1] == ensemble.n_features:
         selected = frame
-    elif _has_default_names(ensemble):
+    elif has_default_names(ensemble):
         by_note = "" if exclude is None else " (the --by column must be one of them)"
         raise CommandError(
             f"the model was saved without feature names, so the columns of data "

@@ -46,9 +46,9 @@ CHUNK_ROWS = 2048
 DEFAULT_MEMORY_LIMIT = 1 << 30
 
 #: Fewer rows than this, explained once by :func:`explain`, do not pay for
-#: building tables: at depth 6 (100 trees) and depth 8 (500 trees) the direct
-#: algorithm explained about 150 to 200 rows in the time tables took to build
-#: (measured on a 2-core Intel Xeon).
+#: building tables. At depth 6 (100 trees) and depth 8 (500 trees), the direct
+#: algorithm explained about 150 to 200 rows in the time the tables took to
+#: build, measured on a 2-core Intel Xeon.
 MIN_TABLE_ROWS = 256
 
 #: Rows per kernel call. Progress is reported and values are written block by block.
@@ -91,11 +91,11 @@ class Explainer:
     memory_limit : int or str, default="1GiB"
         Memory budget of the precomputed pattern tables, in bytes or as a
         string such as ``"512MiB"`` or ``"2GB"``. Trees are tabulated, the
-        smallest tables first, until the budget is spent; the others, and
-        trees whose blocks have more than 16 pattern bits (deep paths), are
-        explained by the direct algorithm, which needs no tables. Both give
-        the same values; tables are several times faster per row. ``0``
-        turns tables off.
+        smallest tables first, until the budget is spent. The other trees,
+        and trees whose blocks have more than 16 pattern bits (deep paths),
+        are explained by the direct algorithm, which needs no tables. Both
+        give the same values, but tables are several times faster per row.
+        ``0`` turns tables off.
 
     Examples
     --------
@@ -257,10 +257,10 @@ class Explainer:
         n = e.nodes
         p = self.paths
         quad_offsets, quad_t, quad_w = self.quadrature
-        # numba's prange hands each thread an equal share of the chunks, so
-        # the number of chunks is a multiple of the thread count and the
-        # chunks are of equal size: 4,559 rows as chunks of 2048, 2048 and 463
-        # rows would keep one of two threads busy twice as long as the other.
+        # numba's prange gives each thread an equal share of the chunks, so the
+        # chunks are of equal size and their number is a multiple of the thread
+        # count. Chunks of 2048, 2048 and 463 rows (4,559 rows) would keep one
+        # of two threads busy twice as long as the other.
         n_rows = array.shape[0]
         n_threads = numba.get_num_threads()
         n_chunks = n_threads * max(1, -(-n_rows // (n_threads * CHUNK_ROWS)))

@@ -129,7 +129,7 @@ class Explanation:
     def _aligned_labels(self, by: Any) -> Any:
         """Return ``by`` in row order.
 
-        A Series whose index holds exactly the explained DataFrame's index
+        A Series whose index contains exactly the explained DataFrame's index
         labels is aligned by index, as pandas would. Any other labels are
         paired with the rows by position.
         """

@@ -36,7 +36,7 @@ def _direct_tree(
 ):
     """Add tree ``t``'s SHAP values for one row to ``phi``, leaf by leaf.
 
-    ``go_left`` holds the row's decision at each node of the tree. For each
+    ``go_left`` contains the row's decision at each node of the tree. For each
     leaf, ``ones`` gets the row's bit per slot, and ``accum[s]`` the
     quadrature of the product of all other slots' factors, built from prefix
     and suffix products so that nothing is divided.

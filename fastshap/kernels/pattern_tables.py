@@ -460,7 +460,7 @@ def _table_tree(
 ):
     """Add tree ``t``'s SHAP values for one row to ``phi``, one lookup per block.
 
-    ``go_left`` holds the row's decision at each node of the tree (indexed
+    ``go_left`` contains the row's decision at each node of the tree (indexed
     within the tree). ``code`` is scratch for each node's prefix pattern:
     bit ``s`` is whether the row satisfies every condition on the root
     path's ``s``-th distinct feature.

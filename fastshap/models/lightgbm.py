@@ -46,8 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from fastshap.ensemble import LEAF, NodeArrays, TreeEnsemble, validate_ensemble
+from fastshap.ensemble import LEAF, TreeEnsemble, validate_ensemble
 from fastshap.exceptions import ModelFormatError, UnsupportedModelError
+from fastshap.models._packing import concatenate_trees
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def load_dump(
     # Each iteration adds one tree per output, in output order.
     tree_classes = np.arange(len(tree_info), dtype=np.int32) % n_outputs
     tree_outputs = np.stack([tree_classes, tree_classes + 1], axis=1)
-    nodes, tree_offsets = _concatenate(packed, weights, tree_classes, n_outputs)
+    nodes, tree_offsets = concatenate_trees(packed, weights, tree_classes, n_outputs)
 
     ensemble = TreeEnsemble(
         nodes=nodes,
@@ -445,48 +446,3 @@ def _append_split(
     columns["is_categorical"].append(False)
     columns["categories"].append([])
     return False
-
-
-def _concatenate(
-    packed: list[dict], weights: np.ndarray, tree_classes: np.ndarray, n_outputs: int
-) -> tuple[NodeArrays, np.ndarray]:
-    """Concatenate the trees' node lists into global ``NodeArrays``."""
-    sizes = [len(p["left"]) for p in packed]
-    tree_offsets = np.zeros(len(packed) + 1, dtype=np.int64)
-    tree_offsets[1:] = np.cumsum(sizes)
-    n_nodes = int(tree_offsets[-1])
-
-    def gather(key: str, dtype: Any) -> np.ndarray:
-        return np.asarray([v for p in packed for v in p[key]], dtype=dtype)
-
-    shift = np.repeat(tree_offsets[:-1], sizes)
-    left = gather("left", np.int64)
-    right = gather("right", np.int64)
-    left = np.where(left != LEAF, left + shift, LEAF).astype(np.int32)
-    right = np.where(right != LEAF, right + shift, LEAF).astype(np.int32)
-
-    value = np.zeros((n_nodes, n_outputs))
-    for tree, p in enumerate(packed):
-        rows = slice(tree_offsets[tree], tree_offsets[tree + 1])
-        value[rows, tree_classes[tree]] = np.asarray(p["leaf_value"]) * weights[tree]
-
-    node_categories = [c for p in packed for c in p["categories"]]
-    category_offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    category_offsets[1:] = np.cumsum([len(c) for c in node_categories])
-    categories = np.asarray(
-        [code for c in node_categories for code in c], dtype=np.float64
-    )
-    nodes = NodeArrays(
-        left=left,
-        right=right,
-        feature=gather("feature", np.int32),
-        threshold=gather("threshold", np.float64),
-        default_left=gather("default_left", np.bool_),
-        cover=gather("cover", np.float64),
-        value=value,
-        is_categorical=gather("is_categorical", np.bool_),
-        category_offsets=category_offsets,
-        categories=categories,
-        zero_is_missing=gather("zero_is_missing", np.bool_),
-    )
-    return nodes, tree_offsets

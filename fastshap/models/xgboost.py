@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from fastshap.ensemble import LEAF, NodeArrays, TreeEnsemble, validate_ensemble
+from fastshap.ensemble import LEAF, TreeEnsemble, validate_ensemble
 from fastshap.exceptions import ModelFormatError, UnsupportedModelError
+from fastshap.models._packing import concatenate_trees
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ def load_json(
     feature_types = list(learner.get("feature_types") or [])
 
     packed = [_pack_tree(tree, t, source) for t, tree in enumerate(trees)]
-    nodes, tree_offsets = _concatenate(packed, weights, tree_info, n_outputs)
+    nodes, tree_offsets = concatenate_trees(packed, weights, tree_info, n_outputs)
     tree_outputs = np.stack([tree_info, tree_info + 1], axis=1).astype(np.int32)
     if len(trees) == 0:
         tree_outputs = np.zeros((0, 2), dtype=np.int32)
@@ -413,48 +414,3 @@ def _pack_tree(tree: dict, index: int, source: str) -> dict:
         "is_categorical": is_categorical,
         "categories": node_categories,
     }
-
-
-def _concatenate(
-    packed: list[dict], weights: np.ndarray, tree_info: np.ndarray, n_outputs: int
-) -> tuple[NodeArrays, np.ndarray]:
-    sizes = [len(p["left"]) for p in packed]
-    tree_offsets = np.zeros(len(packed) + 1, dtype=np.int64)
-    tree_offsets[1:] = np.cumsum(sizes)
-    n_nodes = int(tree_offsets[-1])
-
-    def gather(key: str, dtype: Any) -> np.ndarray:
-        if not packed:
-            return np.zeros(0, dtype=dtype)
-        return np.concatenate([p[key] for p in packed]).astype(dtype)
-
-    left = gather("left", np.int64)
-    right = gather("right", np.int64)
-    shift = np.repeat(tree_offsets[:-1], sizes)
-    left = np.where(left != LEAF, left + shift, LEAF).astype(np.int32)
-    right = np.where(right != LEAF, right + shift, LEAF).astype(np.int32)
-
-    value = np.zeros((n_nodes, n_outputs))
-    for t, p in enumerate(packed):
-        rows = slice(tree_offsets[t], tree_offsets[t + 1])
-        value[rows, tree_info[t]] = p["leaf_value"] * weights[t]
-
-    node_categories = [c for p in packed for c in p["categories"]]
-    category_offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    category_offsets[1:] = np.cumsum([len(c) for c in node_categories])
-    categories = np.asarray(
-        [code for c in node_categories for code in c], dtype=np.float64
-    )
-    nodes = NodeArrays(
-        left=left,
-        right=right,
-        feature=gather("feature", np.int32),
-        threshold=gather("threshold", np.float64),
-        default_left=gather("default_left", np.bool_),
-        cover=gather("cover", np.float64),
-        value=value,
-        is_categorical=gather("is_categorical", np.bool_),
-        category_offsets=category_offsets,
-        categories=categories,
-    )
-    return nodes, tree_offsets
