@@ -68,6 +68,7 @@ def explain_dask(
     explainer: Explainer,
     X: Any,
     *,
+    interactions: bool = False,
     n_jobs: int | None = None,
     block_rows: int,
     check_additivity: bool,

@@ -25,15 +25,32 @@ from fastshap.distributed import explain_dask, is_dask_collection
 from fastshap.ensemble import TreeEnsemble
 from fastshap.exceptions import AdditivityError
 from fastshap.explanation import Explanation
+from fastshap.kernels.batch import _shap_batch
+from fastshap.kernels.interventional import (
+    MAX_INTERVENTIONAL_SLOTS,
+    BackgroundSummary,
+    _probability_batch,
+    beta_table,
+    summarise_background,
+)
 from fastshap.kernels.leaf_paths import LeafPaths, build_leaf_paths, quadrature_table
-from fastshap.kernels.path_dependent import _path_dependent_batch
 from fastshap.kernels.pattern_tables import PatternTables, build_pattern_tables
 from fastshap.kernels.predict import _predict_batch
 from fastshap.models import load_model
 
 logger = logging.getLogger(__name__)
 
-ALGORITHMS = ("auto", "tree_path_dependent")
+ALGORITHMS = ("auto", "tree_path_dependent", "interventional")
+
+OUTPUTS = ("raw", "probability")
+
+#: Links whose outputs ``output="probability"`` explains.
+PROBABILITY_LINKS = ("logit", "softmax")
+
+#: Gauss-Legendre rule on [0, 1] for the softmax secant (see
+#: ``fastshap.kernels.interventional._softmax_secant``).
+_GL_POINTS, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
+SOFTMAX_RULE = ((_GL_POINTS + 1.0) / 2.0, _GL_WEIGHTS / 2.0)
 
 #: Largest number of rows a kernel chunk explains tree by tree, so that each
 #: tree's nodes and tables, once in cache, serve every row of the chunk.
@@ -81,13 +98,31 @@ class Explainer:
         A model that :func:`fastshap.load_model` accepts: an XGBoost or
         LightGBM booster or scikit-learn wrapper, a saved XGBoost model file
         (``.json`` or ``.ubj``) or a ``TreeEnsemble``.
+    background : ndarray or DataFrame of shape (n_background, n_features), optional
+        Background rows for interventional SHAP values: the Shapley values of
+        ``v(S) = mean over b in background of f(x_S, b_rest)``, as
+        ``shap.TreeExplainer(model, background,
+        feature_perturbation="interventional")`` defines them. The
+        background is summarised once, here, so the cost of each explained
+        row does not grow with the number of background rows.
+    output : {"raw", "probability"}, default="raw"
+        ``"raw"`` explains the margin. ``"probability"`` explains the
+        probability of a logistic or softmax model against ``background``,
+        as shap's ``model_output="probability"`` defines it: for each
+        background row, the raw values of the pair are mapped to
+        probabilities by the secant slope of the sigmoid, then averaged.
+        These add up to the probability but are not the exact Shapley values
+        of the probability; see the README. Its cost per row grows with the
+        number of background rows.
     missing : float, optional
         The value that counts as missing besides NaN. By default the model's
         own ``missing`` parameter.
-    algorithm : {"auto", "tree_path_dependent"}, default="auto"
+    algorithm : {"auto", "tree_path_dependent", "interventional"}, default="auto"
         ``"tree_path_dependent"`` computes the SHAP values of Lundberg et al.
         (2020), Algorithm 2, as ``shap.TreeExplainer(model)`` and XGBoost's
-        ``pred_contribs`` define them. ``"auto"`` picks it.
+        ``pred_contribs`` define them. ``"interventional"`` needs
+        ``background``. ``"auto"`` picks ``"interventional"`` when a
+        background is given and ``"tree_path_dependent"`` otherwise.
     memory_limit : int or str, default="1GiB"
         Memory budget of the precomputed pattern tables, in bytes or as a
         string such as ``"512MiB"`` or ``"2GB"``. Trees are tabulated, the
@@ -95,7 +130,8 @@ class Explainer:
         and trees whose blocks have more than 16 pattern bits (deep paths),
         are explained by the direct algorithm, which needs no tables. Both
         give the same values, but tables are several times faster per row.
-        ``0`` turns tables off.
+        ``0`` turns tables off. Interaction values get their own tables,
+        within the same budget, when first asked for.
 
     Examples
     --------
@@ -105,42 +141,78 @@ class Explainer:
     >>> explanation = fastshap.Explainer(model).explain(X[:10])
     >>> explanation.values.shape
     (10, 3)
+    >>> fastshap.Explainer(model, background=X[:100]).explain(X[:10]).values.shape
+    (10, 3)
     """
 
     def __init__(
         self,
         model: Any,
         *,
+        background: Any = None,
+        output: str = "raw",
         missing: float | None = None,
         algorithm: str = "auto",
         memory_limit: int | str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         check_choice("algorithm", algorithm, ALGORITHMS)
+        check_choice("output", output, OUTPUTS)
         limit = check_memory_limit("memory_limit", memory_limit)
         missing = check_missing(missing)
         started = time.perf_counter()
         self.ensemble: TreeEnsemble = load_model(model, missing=missing)
-        self.algorithm = "tree_path_dependent"
+        self.algorithm = _choose_algorithm(algorithm, background, output, self.ensemble)
+        self.output = output
+        self.memory_limit = limit
         self.paths: LeafPaths = build_leaf_paths(self.ensemble)
         self.quadrature = quadrature_table(self.paths.max_slots)
-        self.tables: PatternTables = build_pattern_tables(
-            self.ensemble, self.paths, self.quadrature, limit
-        )
-        self.expected_value: NDArray[np.float64] = (
-            self.ensemble.base_score + self.paths.expected_value
-        )
+        self.background: NDArray[np.float64] | None = None
+        self.background_summary: BackgroundSummary | None = None
+        if background is not None:
+            self.background = _check_background(background, self.ensemble)
+            if self.paths.max_slots > MAX_INTERVENTIONAL_SLOTS:
+                raise ValueError(
+                    f"interventional values support paths with at most "
+                    f"{MAX_INTERVENTIONAL_SLOTS} distinct features; this model has a "
+                    f"path with {self.paths.max_slots}. Explain it without "
+                    f"`background` (path-dependent values)."
+                )
+            self.background_summary = summarise_background(
+                self.ensemble, self.paths, self.background
+            )
+        self.tables: PatternTables = self._build_tables(order=1)
+        self._interaction_tables: PatternTables | None = None
+        self.expected_value: NDArray[np.float64] = self._expected_value()
         self.preparation_seconds = time.perf_counter() - started
         n_tabled = int(self.tables.tree_uses_table.sum())
         logger.info(
-            "prepared %d trees (max depth %d) in %.2f s: %d from tables (%.1f MiB), "
-            "%d by the direct algorithm",
+            "prepared %d trees (max depth %d) in %.2f s for %s values: %d from "
+            "tables (%.1f MiB), %d by the direct algorithm",
             self.ensemble.n_trees,
             self.ensemble.max_depth,
             self.preparation_seconds,
+            self.algorithm,
             n_tabled,
             self.tables.nbytes / 2**20,
             self.ensemble.n_trees - n_tabled,
         )
+
+    def _build_tables(self, order: int) -> PatternTables:
+        limit = self.memory_limit
+        if order == 2:
+            limit = max(0, limit - self.tables.nbytes)
+        return build_pattern_tables(
+            self.ensemble, self.paths, self.quadrature, limit,
+            background=self.background_summary, order=order,
+        )
+
+    def _expected_value(self) -> NDArray[np.float64]:
+        if self.background is None:
+            return self.ensemble.base_score + self.paths.expected_value
+        margin = self._predict(self.background)
+        if self.output == "probability":
+            return transform_margin(margin, self.ensemble.link).mean(axis=0)
+        return margin.mean(axis=0)
 
     @property
     def feature_names(self) -> list[str]:
@@ -151,12 +223,13 @@ class Explainer:
         self,
         X: Any,
         *,
+        interactions: bool = False,
         n_jobs: int | None = None,
         block_rows: int = DEFAULT_BLOCK_ROWS,
         check_additivity: bool = True,
         progress: ProgressCallback | None = None,
     ) -> Explanation:
-        """Compute the SHAP values of every row of ``X``.
+        """Compute the SHAP values, and optionally interaction values, of every row of ``X``.
 
         Parameters
         ----------
@@ -166,6 +239,13 @@ class Explainer:
             order. Categorical columns are read as category codes. For a
             dask collection nothing is computed: ``values`` is a dask array
             chunked by rows like ``X`` (see :mod:`fastshap.distributed`).
+        interactions : bool, default=False
+            Also compute SHAP interaction values, as ``shap_interaction_values``
+            and XGBoost's ``pred_interactions`` define them: half the Shapley
+            interaction index off the diagonal, and on the diagonal the rest
+            of each feature's SHAP value, so that every row of a matrix sums
+            to the SHAP value. Path-dependent or interventional like the SHAP
+            values; not available with ``output="probability"``.
         n_jobs : int, optional
             Number of threads; all cores when None (the default) or -1. For
             dask input, threads per task, by default
@@ -182,12 +262,21 @@ class Explainer:
         -------
         Explanation
             ``values`` of shape (n_rows, n_features) for one output, or
-            (n_rows, n_features, n_outputs) for several.
+            (n_rows, n_features, n_outputs) for several. With
+            ``interactions``, ``interaction_values`` of shape
+            (n_rows, n_features, n_features[, n_outputs]) as well.
         """
+        check_bool("interactions", interactions)
         check_positive_int("block_rows", block_rows, allow_none=False)
         check_n_jobs(n_jobs)
         check_bool("check_additivity", check_additivity)
         check_callable("progress", progress)
+        if interactions and self.output == "probability":
+            raise NotImplementedError(
+                "interaction values are not available with output='probability' "
+                "(shap does not define them either). Use output='raw' for "
+                "interaction values in margin space."
+            )
         if is_dask_collection(X):
             if progress is not None:
                 raise ValueError(
@@ -196,12 +285,23 @@ class Explainer:
                     "distributed.progress when computing the values."
                 )
             return explain_dask(
-                self, X, n_jobs=n_jobs, block_rows=block_rows,
-                check_additivity=check_additivity,
+                self, X, interactions=interactions, n_jobs=n_jobs,
+                block_rows=block_rows, check_additivity=check_additivity,
             )
         array, names, caller_order = check_X(X, self.ensemble)
         n_rows = array.shape[0]
-        shape = (n_rows, self.ensemble.n_features, self.ensemble.n_outputs)
+        n_features = self.ensemble.n_features
+        n_outputs = self.ensemble.n_outputs
+        order = 2 if interactions else 1
+        if interactions and self._interaction_tables is None:
+            self._interaction_tables = self._build_tables(order=2)
+            logger.info(
+                "built interaction tables for %d of %d trees (%.1f MiB)",
+                int(self._interaction_tables.tree_uses_table.sum()),
+                self.ensemble.n_trees,
+                self._interaction_tables.nbytes / 2**20,
+            )
+        shape = (n_rows, n_features**order, n_outputs)
         values = np.empty(shape)
         # Kernels write in model column order. When the caller's order differs,
         # each block goes through a block-sized buffer instead of a full copy.
@@ -214,11 +314,18 @@ class Explainer:
             for start in range(0, n_rows, block_rows):
                 stop = min(start + block_rows, n_rows)
                 block = values[start:stop] if scratch is None else scratch[: stop - start]
-                self._shap_block(array[start:stop], block)
+                self._values_block(array[start:stop], block, order)
                 if check_additivity:
-                    self._check_additivity(array[start:stop], block, start)
+                    shap_block = block
+                    if interactions:
+                        shap_block = block.reshape(
+                            stop - start, n_features, n_features, n_outputs
+                        ).sum(axis=2)
+                    self._check_additivity(array[start:stop], shap_block, start)
                 if scratch is not None:
-                    values[start:stop] = block[:, caller_order, :]
+                    values[start:stop] = _reorder_features(
+                        block, caller_order, n_features, order
+                    )
                 logger.debug("explained rows %d to %d of %d", start, stop, n_rows)
                 if progress is not None:
                     progress(stop, n_rows)
@@ -228,13 +335,20 @@ class Explainer:
             n_rows, elapsed, n_rows / elapsed if elapsed > 0 else float("inf"),
         )
 
-        if self.ensemble.n_outputs == 1:
+        interaction_values = None
+        if interactions:
+            interaction_values = values.reshape(n_rows, n_features, n_features, n_outputs)
+            values = interaction_values.sum(axis=2)
+            if n_outputs == 1:
+                interaction_values = interaction_values[..., 0]
+        if n_outputs == 1:
             values = values[:, :, 0]
         return Explanation(
             values=values,
             base_values=self.expected_value.copy(),
             feature_names=names,
             data=X,
+            interaction_values=interaction_values,
         )
 
     def predict_raw(self, X: Any) -> NDArray[np.float64]:
@@ -252,10 +366,30 @@ class Explainer:
             e.decision_type == "<",
         )
 
-    def _shap_block(self, array: NDArray[np.float64], out: NDArray[np.float64]) -> None:
+    def _values_block(
+        self, array: NDArray[np.float64], out: NDArray[np.float64], order: int
+    ) -> None:
+        """Write the values of ``array``'s rows to ``out``, in model column order."""
         e = self.ensemble
         n = e.nodes
         p = self.paths
+        if self.output == "probability":
+            _probability_batch(
+                array, self.background, self._predict(array), self._predict(self.background),
+                out, e.link == "softmax", *SOFTMAX_RULE, e.tree_offsets, e.tree_outputs,
+                n.left, n.feature, n.threshold, n.default_left, n.zero_is_missing,
+                n.is_categorical, n.category_offsets, n.categories, e.missing,
+                e.decision_type == "<", n.value, p.tree_leaf_offsets, p.leaf_node,
+                p.slot_offsets, p.slot_feature, p.edge_offsets, p.edge_node,
+                p.edge_left, p.edge_slot, beta_table(max(p.max_slots, 1)), p.max_slots,
+            )
+            return
+        summary = self.background_summary
+        if summary is None:
+            bg_arrays = (np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        else:
+            bg_arrays = (summary.leaf_offsets, summary.pattern, summary.weight)
+        tables = self.tables if order == 1 else self._interaction_tables
         quad_offsets, quad_t, quad_w = self.quadrature
         # numba's prange gives each thread an equal share of the chunks, so the
         # chunks are of equal size and their number is a multiple of the thread
@@ -265,7 +399,7 @@ class Explainer:
         n_threads = numba.get_num_threads()
         n_chunks = n_threads * max(1, -(-n_rows // (n_threads * CHUNK_ROWS)))
         chunk_rows = max(1, -(-n_rows // n_chunks))
-        _path_dependent_batch(
+        _shap_batch(
             array, out, chunk_rows, p.max_tree_nodes, p.max_slots,
             e.tree_offsets, e.tree_outputs, n.left, n.right, n.feature, n.threshold,
             n.default_left, n.zero_is_missing, n.is_categorical, n.category_offsets,
@@ -273,13 +407,16 @@ class Explainer:
             n.value, e.missing, e.decision_type == "<",
             p.tree_leaf_offsets, p.leaf_node, p.slot_offsets, p.slot_feature,
             p.slot_zero, p.edge_offsets, p.edge_node, p.edge_left, p.edge_slot,
-            quad_offsets, quad_t, quad_w, *self.tables,
+            quad_offsets, quad_t, quad_w, summary is not None, order, *bg_arrays,
+            beta_table(max(p.max_slots, 1)), *tables,
         )
 
     def _check_additivity(
         self, array: NDArray[np.float64], values: NDArray[np.float64], first_row: int
     ) -> None:
         margin = self._predict(array)
+        if self.output == "probability":
+            margin = transform_margin(margin, self.ensemble.link)
         total = values.sum(axis=1) + self.expected_value
         error = np.abs(total - margin)
         # Float64 sums of large terms of opposite signs (leaves near 1e15 from
@@ -296,10 +433,86 @@ class Explainer:
             )
 
 
+def _choose_algorithm(
+    algorithm: str, background: Any, output: str, ensemble: TreeEnsemble
+) -> str:
+    """Return the algorithm that ``algorithm``, ``background`` and ``output`` ask for."""
+    if algorithm == "auto":
+        algorithm = "tree_path_dependent" if background is None else "interventional"
+    if algorithm == "interventional" and background is None:
+        raise ValueError(
+            "algorithm='interventional' needs background rows; got background=None. "
+            "Pass `background=` (for example a sample of the training data) or use "
+            "algorithm='tree_path_dependent'."
+        )
+    if algorithm == "tree_path_dependent" and background is not None:
+        raise ValueError(
+            "`background` is used by interventional values only; got it with "
+            "algorithm='tree_path_dependent'. Drop `background`, or use "
+            "algorithm='interventional' or 'auto'."
+        )
+    if output == "probability":
+        if background is None:
+            raise ValueError(
+                "output='probability' needs background rows, as shap's "
+                "model_output='probability' does; got background=None. Pass "
+                "`background=`, or explain the margin with output='raw'."
+            )
+        if ensemble.link not in PROBABILITY_LINKS:
+            raise ValueError(
+                f"output='probability' explains logistic and softmax models; this "
+                f"model's objective {ensemble.objective!r} has the {ensemble.link!r} "
+                f"link. Use output='raw'."
+            )
+    return algorithm
+
+
+def _check_background(background: Any, ensemble: TreeEnsemble) -> NDArray[np.float64]:
+    """Validate the background rows and return them in model column order."""
+    if is_dask_collection(background):
+        raise TypeError(
+            "`background` must be in memory (a numpy array or pandas DataFrame); got "
+            "a dask collection. Pass a sample, for example "
+            "`background.head(10_000)` or `background.compute()`."
+        )
+    try:
+        array, _, _ = check_X(background, ensemble)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"`background`: {error}") from error
+    if array.shape[0] == 0:
+        raise ValueError(
+            "`background` must have at least one row; got 0 rows. Pass a sample "
+            "of the data the model was trained on."
+        )
+    return array
+
+
+def transform_margin(margin: NDArray[np.float64], link: str) -> NDArray[np.float64]:
+    """Map raw margins (n_rows, n_outputs) to probabilities by ``link``."""
+    if link == "softmax":
+        shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-margin))
+
+
+def _reorder_features(
+    block: NDArray[np.float64], caller_order: NDArray[np.intp], n_features: int, order: int
+) -> NDArray[np.float64]:
+    """Reorder a block's feature axes from model order to the caller's order."""
+    if order == 1:
+        return block[:, caller_order, :]
+    square = block.reshape(len(block), n_features, n_features, -1)
+    square = square[:, caller_order][:, :, caller_order]
+    return square.reshape(block.shape)
+
+
 def explain(
     model: Any,
     X: Any,
     *,
+    background: Any = None,
+    interactions: bool = False,
+    output: str = "raw",
     missing: float | None = None,
     algorithm: str = "auto",
     memory_limit: int | str | None = None,
@@ -333,9 +546,10 @@ def explain(
         few_rows = isinstance(n_rows, (int, np.integer)) and n_rows < MIN_TABLE_ROWS
         memory_limit = 0 if few_rows else DEFAULT_MEMORY_LIMIT
     explainer = Explainer(
-        model, missing=missing, algorithm=algorithm, memory_limit=memory_limit
+        model, background=background, output=output, missing=missing,
+        algorithm=algorithm, memory_limit=memory_limit,
     )
     return explainer.explain(
-        X, n_jobs=n_jobs, block_rows=block_rows,
+        X, interactions=interactions, n_jobs=n_jobs, block_rows=block_rows,
         check_additivity=check_additivity, progress=progress,
     )

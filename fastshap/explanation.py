@@ -22,21 +22,28 @@ class Explanation:
     ----------
     values : ndarray of shape (n_rows, n_features) or (n_rows, n_features, n_outputs)
         SHAP value of each feature for each row (and output), in raw (margin)
-        space. Each row's values plus ``base_values`` add up to the model's
-        raw output for that row.
+        space, or probability space for ``output="probability"``. Each row's
+        values plus ``base_values`` add up to the model's output for that row.
     base_values : ndarray of shape (n_outputs,)
-        Expected raw output of the model, one per output.
+        Expected output of the model, one per output: over the background
+        rows for interventional values, over the training data (the trees'
+        covers) for path-dependent ones.
     feature_names : list of str
         Name of each column of ``values``.
     data : ndarray or DataFrame, optional
         The explained rows as passed in, used for feature values in
         :meth:`top_features` and :meth:`to_shap`.
+    interaction_values : ndarray, optional
+        With ``interactions=True``, the SHAP interaction values, shape
+        (n_rows, n_features, n_features) or (n_rows, n_features, n_features,
+        n_outputs): symmetric matrices whose rows sum to ``values``.
     """
 
     values: NDArray[np.float64]
     base_values: NDArray[np.float64]
     feature_names: list[str]
     data: Any = None
+    interaction_values: Any = None
 
     @property
     def n_outputs(self) -> int:

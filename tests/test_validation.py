@@ -367,7 +367,7 @@ def test_json_tree_child_out_of_range(tmp_path, small_model):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["fast", "interventional", "", None])
+@pytest.mark.parametrize("algorithm", ["fast", "Interventional", "", None])
 def test_invalid_algorithm(algorithm, small_model):
     model, frame = small_model
 

@@ -21,11 +21,9 @@ at any depth.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
-from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
-from fastshap.kernels.pattern_tables import _table_tree
+from fastshap._config import NJIT_FLAGS
 
 
 @njit(**NJIT_FLAGS)
@@ -76,69 +74,48 @@ def _direct_tree(
                 phi[j, k] += scale * value[node, k]
 
 
-@njit(**NJIT_PARALLEL_FLAGS)
-def _path_dependent_batch(
-    X, out, chunk_rows, max_tree_nodes, max_slots,
-    tree_offsets, tree_outputs, left, right, feature, threshold, default_left,
-    zero_is_missing, is_categorical, category_offsets, categories, value, missing,
-    strict_less, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
-    edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
-    tree_uses_table, node_slot, node_is_new, node_above_blocks,
-    tree_block_offsets, block_root, block_prefix_bits, block_split_offsets,
-    block_split_node, block_slot_offsets, block_slot_feature, table_offsets, table,
+@njit(**NJIT_FLAGS)
+def _path_dependent_pairs(
+    out_row, n_slots, ones, zero, quad_offsets, quad_t, quad_w, factor, left_product
 ):
-    """Write the SHAP values of every row of ``X`` into ``out`` (n_rows, n_features, n_outputs).
+    """Set ``out_row`` to a leaf's interaction weights for the row bits ``ones``.
 
-    Rows are processed in chunks of ``chunk_rows``, tree by tree within a
-    chunk, so one tree's nodes and tables stay in cache while every row of
-    the chunk reads them. Row-major order instead reads every table once per
-    row, and at depth 8 the tables far exceed the cache. The decisions and
-    the table lookups are written inline because a numba call per tree and
-    row costs more than the work it would wrap.
+    ``out_row[s * n_slots + r]`` becomes half the Shapley interaction index of
+    slots ``s`` and ``r`` in the leaf's game,
+    ``(o_s - z_s)(o_r - z_r) integral_0^1 prod_{j != s, r} (z_j + (o_j - z_j) t) dt``
+    (the integral is the Beta form of the index's weights), and the diagonal
+    the slot's SHAP weight minus the rest of its row. Multiplying by the leaf
+    value gives the contribution. The products that leave out two slots come
+    from prefix and suffix products, without division.
     """
-    n_rows = X.shape[0]
-    n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
-    for c in prange(n_chunks):
-        first = c * chunk_rows
-        last = min(first + chunk_rows, n_rows)
-        go_left = np.zeros(max(max_tree_nodes, 1), dtype=np.bool_)
-        code = np.zeros(max(max_tree_nodes, 1), dtype=np.int64)
-        ones = np.empty(max(max_slots, 1))
-        prefix = np.empty_like(ones)
-        factor = np.empty_like(ones)
-        accum = np.empty_like(ones)
-        out[first:last] = 0.0
-        for t in range(tree_offsets.shape[0] - 1):
-            start = tree_offsets[t]
-            stop = tree_offsets[t + 1]
-            for i in range(first, last):
-                for node in range(start, stop):
-                    if left[node] < 0:
-                        continue
-                    x_value = X[i, feature[node]]
-                    if is_categorical[node]:
-                        go_left[node - start] = _category_goes_left(
-                            x_value, node, default_left[node], category_offsets,
-                            categories, missing,
-                        )
-                    else:
-                        go_left[node - start] = _numeric_goes_left(
-                            x_value, threshold[node], default_left[node],
-                            zero_is_missing[node], missing, strict_less,
-                        )
-                if tree_uses_table[t]:
-                    _table_tree(
-                        t, out[i], go_left, code, tree_offsets, tree_outputs, left,
-                        right, node_slot, node_is_new, node_above_blocks,
-                        tree_block_offsets, block_root, block_prefix_bits,
-                        block_split_offsets, block_split_node, block_slot_offsets,
-                        block_slot_feature, table_offsets, table,
-                    )
-                else:
-                    _direct_tree(
-                        t, out[i], go_left, ones, prefix, factor, accum,
-                        tree_offsets, tree_outputs, value, tree_leaf_offsets,
-                        leaf_node, slot_offsets, slot_feature, slot_zero,
-                        edge_offsets, edge_node, edge_left, edge_slot,
-                        quad_offsets, quad_t, quad_w,
-                    )
+    n_points = (n_slots + 1) // 2
+    q0 = quad_offsets[n_points]
+    for cell in range(n_slots * n_slots):
+        out_row[cell] = 0.0
+    for q in range(q0, q0 + n_points):
+        t_q = quad_t[q]
+        for s in range(n_slots):
+            factor[s] = zero[s] + (ones[s] - zero[s]) * t_q
+        for s in range(n_slots):
+            product = 1.0
+            for r in range(n_slots):
+                left_product[r] = product
+                if r != s:
+                    product *= factor[r]
+            # Cell (s, r) first collects the integral without s and r; cell
+            # (s, s) collects the integral without s alone.
+            suffix = quad_w[q]
+            for r in range(n_slots - 1, -1, -1):
+                out_row[s * n_slots + r] += left_product[r] * suffix
+                if r != s:
+                    suffix *= factor[r]
+    for s in range(n_slots):
+        d_s = ones[s] - zero[s]
+        row = s * n_slots
+        shap_weight = d_s * out_row[row + s]
+        off_diagonal = 0.0
+        for r in range(n_slots):
+            if r != s:
+                out_row[row + r] *= 0.5 * d_s * (ones[r] - zero[r])
+                off_diagonal += out_row[row + r]
+        out_row[row + s] = shap_weight - off_diagonal

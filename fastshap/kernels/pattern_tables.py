@@ -29,7 +29,14 @@ from numpy.typing import NDArray
 
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
 from fastshap.ensemble import TreeEnsemble
+from fastshap.kernels.interventional import (
+    BackgroundSummary,
+    _interventional_leaf_table,
+    _popcount,
+    beta_table,
+)
 from fastshap.kernels.leaf_paths import LeafPaths, _node_parents
+from fastshap.kernels.path_dependent import _path_dependent_pairs
 
 #: Largest number of pattern bits (root-path features plus block splits) a
 #: block may have; a tree with a larger block is explained by the direct path.
@@ -39,6 +46,12 @@ MAX_PATTERN_BITS = 16
 #: children) halves the lookups of one-split blocks for the same table size
 #: on full trees, while seven would quadruple the table size.
 MAX_BLOCK_SPLITS = 3
+
+#: Largest number of operations per table entry that filling an
+#: interventional table may cost. A background pattern with ``k`` bits set
+#: adds to ``2^k`` table rows, so a long path with many distinct background
+#: patterns could cost far more to tabulate than to explain directly.
+MAX_FILL_COST = 64
 
 
 class PatternTables(NamedTuple):
@@ -182,8 +195,13 @@ def _add_leaf_to_block(
     block_split_node, block_slot_offsets, block_slot_feature, table_offsets,
     table, n_out, out_start, value, leaf_node, slot_offsets, slot_feature,
     edge_offsets, edge_node, edge_left, edge_slot, tree_start, slot_map, edge_split,
+    order,
 ):
-    """Add a leaf's contributions to its block's table, for every block pattern."""
+    """Add a leaf's contributions to its block's table, for every block pattern.
+
+    ``leaf_weights[o]`` holds one weight per leaf slot (``order == 1``) or one
+    per pair of leaf slots (``order == 2``, C order) for leaf pattern ``o``.
+    """
     prefix = block_prefix_bits[b]
     s_first = block_split_offsets[b]
     n_splits = block_split_offsets[b + 1] - s_first
@@ -213,12 +231,21 @@ def _add_leaf_to_block(
                 went_left = (pattern >> (prefix + i)) & 1
                 if went_left != (1 if edge_left[e] else 0):
                     o &= ~(1 << edge_slot[e])
-        row = table_offsets[b] + pattern * n_block_slots * n_out
+        if order == 1:
+            row = table_offsets[b] + pattern * n_block_slots * n_out
+            for s in range(n_slots):
+                w = leaf_weights[o, s]
+                cell = row + slot_map[s] * n_out
+                for k in range(n_out):
+                    table[cell + k] += w * value[node, out_start + k]
+            continue
+        row = table_offsets[b] + pattern * n_block_slots * n_block_slots * n_out
         for s in range(n_slots):
-            w = leaf_weights[o, s]
-            cell = row + slot_map[s] * n_out
-            for k in range(n_out):
-                table[cell + k] += w * value[node, out_start + k]
+            for r in range(n_slots):
+                w = leaf_weights[o, s * n_slots + r]
+                cell = row + (slot_map[s] * n_block_slots + slot_map[r]) * n_out
+                for k in range(n_out):
+                    table[cell + k] += w * value[node, out_start + k]
 
 
 @njit(**NJIT_PARALLEL_FLAGS)
@@ -227,9 +254,16 @@ def _fill_tables(
     block_split_offsets, block_split_node, block_slot_offsets,
     block_slot_feature, table_offsets, table, value, tree_leaf_offsets,
     leaf_node, slot_offsets, slot_feature, slot_zero, edge_offsets, edge_node,
-    edge_left, edge_slot, quad_offsets, quad_t, quad_w,
+    edge_left, edge_slot, quad_offsets, quad_t, quad_w, interventional, order,
+    bg_offsets, bg_pattern, bg_weight, beta,
 ):
-    """Fill the tables of all tabled trees, in parallel over trees."""
+    """Fill the tables of all tabled trees, in parallel over trees.
+
+    Path-dependent tables weigh each leaf by its cover fractions; with
+    ``interventional`` they weigh it by the background summary
+    (``bg_offsets``, ``bg_pattern``, ``bg_weight``). ``order`` 2 tabulates
+    interaction values instead of SHAP values.
+    """
     for t in prange(tree_offsets.shape[0] - 1):
         if not tree_uses_table[t]:
             continue
@@ -240,8 +274,11 @@ def _fill_tables(
         for leaf in range(first, last):
             max_slots = max(max_slots, slot_offsets[leaf + 1] - slot_offsets[leaf])
             max_edges = max(max_edges, edge_offsets[leaf + 1] - edge_offsets[leaf])
-        leaf_weights = np.empty((1 << max_slots, max_slots))
+        leaf_weights = np.empty((1 << max_slots, max_slots**order))
         weights = np.empty(1 << max_slots)
+        ones = np.empty(max_slots)
+        factor = np.empty(max_slots)
+        left_product = np.empty(max_slots)
         products = np.empty((1 << max_slots, (max_slots + 1) // 2))
         slot_map = np.empty(max_slots, dtype=np.int64)
         edge_split = np.empty(max_edges, dtype=np.int64)
@@ -250,10 +287,25 @@ def _fill_tables(
             n_slots = slot_offsets[leaf + 1] - l0
             if n_slots == 0:
                 continue
-            _leaf_table(
-                n_slots, slot_zero[l0:l0 + n_slots], quad_offsets, quad_t, quad_w,
-                weights, products, leaf_weights,
-            )
+            zero = slot_zero[l0:l0 + n_slots]
+            if interventional:
+                _interventional_leaf_table(
+                    leaf_weights, n_slots, bg_offsets[leaf], bg_offsets[leaf + 1],
+                    bg_pattern, bg_weight, beta, order,
+                )
+            elif order == 1:
+                _leaf_table(
+                    n_slots, zero, quad_offsets, quad_t, quad_w, weights, products,
+                    leaf_weights,
+                )
+            else:
+                for o in range(1 << n_slots):
+                    for s in range(n_slots):
+                        ones[s] = (o >> s) & 1
+                    _path_dependent_pairs(
+                        leaf_weights[o], n_slots, ones, zero, quad_offsets, quad_t,
+                        quad_w, factor, left_product,
+                    )
             _add_leaf_to_block(
                 leaf, node_block[leaf_node[leaf]], leaf_weights, block_prefix_bits,
                 block_split_offsets, block_split_node, block_slot_offsets,
@@ -261,11 +313,30 @@ def _fill_tables(
                 tree_outputs[t, 1] - tree_outputs[t, 0], tree_outputs[t, 0],
                 value, leaf_node, slot_offsets, slot_feature, edge_offsets,
                 edge_node, edge_left, edge_slot, tree_offsets[t], slot_map, edge_split,
+                order,
             )
 
 
-def _block_layout(ensemble: TreeEnsemble, max_block_splits: int) -> dict:
-    """Choose the blocks of every tree and the size of their tables."""
+@njit(**NJIT_FLAGS)
+def _interventional_fill_cost(
+    n_trees, tree_leaf_offsets, slot_offsets, bg_offsets, bg_pattern, order
+):
+    """Return, per tree, the operations that filling its interventional tables costs."""
+    cost = np.zeros(n_trees, dtype=np.int64)
+    for t in range(n_trees):
+        for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
+            n_slots = slot_offsets[leaf + 1] - slot_offsets[leaf]
+            for e in range(bg_offsets[leaf], bg_offsets[leaf + 1]):
+                cost[t] += (np.int64(1) << _popcount(bg_pattern[e])) * n_slots**order
+    return cost
+
+
+def _block_layout(ensemble: TreeEnsemble, max_block_splits: int, order: int) -> dict:
+    """Choose the blocks of every tree and the size of their tables.
+
+    A block's table has one entry per pattern, per slot (``order`` 1) or pair
+    of slots (``order`` 2), and per output.
+    """
     nodes = ensemble.nodes
     node_slot, node_is_new, prefix_bits, splits_below, is_block_root = _node_structure(
         ensemble.tree_offsets, nodes.left, nodes.right, nodes.feature, max_block_splits
@@ -298,7 +369,9 @@ def _block_layout(ensemble: TreeEnsemble, max_block_splits: int) -> dict:
     pattern_bits = block_prefix_bits + block_splits
     entries = np.where(
         pattern_bits <= MAX_PATTERN_BITS,
-        (2 ** np.minimum(pattern_bits, MAX_PATTERN_BITS)) * block_slots * outputs[block_tree],
+        (2 ** np.minimum(pattern_bits, MAX_PATTERN_BITS))
+        * block_slots**order
+        * outputs[block_tree],
         0,
     )
     too_wide = np.zeros(ensemble.n_trees, dtype=bool)
@@ -383,16 +456,31 @@ def build_pattern_tables(
     quadrature: tuple[NDArray, NDArray, NDArray],
     memory_limit: int,
     max_block_splits: int = MAX_BLOCK_SPLITS,
+    *,
+    background: BackgroundSummary | None = None,
+    order: int = 1,
 ) -> PatternTables:
     """Build the pattern tables of ``ensemble`` within ``memory_limit`` bytes.
 
-    Trees whose tables do not fit, or whose blocks would need more than
-    ``MAX_PATTERN_BITS`` pattern bits, are left to the direct algorithm.
+    Tables hold path-dependent values, or interventional values against
+    ``background`` when given; SHAP values for ``order`` 1 and interaction
+    values for ``order`` 2. Trees whose tables do not fit, whose blocks would
+    need more than ``MAX_PATTERN_BITS`` pattern bits, or whose interventional
+    tables would cost more than ``MAX_FILL_COST`` operations per entry to
+    fill, are left to the direct algorithm.
     """
-    layout = _block_layout(ensemble, max_block_splits)
-    uses_table = choose_tabled_trees(
-        layout["tree_entries"], layout["too_wide"], memory_limit // 8
-    )
+    layout = _block_layout(ensemble, max_block_splits, order)
+    too_wide = layout["too_wide"]
+    if background is not None:
+        fill_cost = _interventional_fill_cost(
+            ensemble.tree_offsets.shape[0] - 1, paths.tree_leaf_offsets,
+            paths.slot_offsets, background.leaf_offsets, background.pattern, order,
+        )
+        too_wide = too_wide | (fill_cost > MAX_FILL_COST * layout["tree_entries"])
+        bg_arrays = (background.leaf_offsets, background.pattern, background.weight)
+    else:
+        bg_arrays = (np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    uses_table = choose_tabled_trees(layout["tree_entries"], too_wide, memory_limit // 8)
 
     block_keep = uses_table[layout["block_tree"]]
     entries = np.where(block_keep, layout["block_entries"], 0)
@@ -418,7 +506,8 @@ def build_pattern_tables(
         nodes.value, paths.tree_leaf_offsets,
         paths.leaf_node, paths.slot_offsets, paths.slot_feature, paths.slot_zero,
         paths.edge_offsets, paths.edge_node, paths.edge_left, paths.edge_slot,
-        *quadrature,
+        *quadrature, background is not None, order, *bg_arrays,
+        beta_table(max(paths.max_slots, 1)),
     )
 
     internal = nodes.left >= 0
@@ -456,9 +545,12 @@ def _table_tree(
     t, phi, go_left, code, tree_offsets, tree_outputs, left, right,
     node_slot, node_is_new, node_above_blocks, tree_block_offsets, block_root,
     block_prefix_bits, block_split_offsets, block_split_node,
-    block_slot_offsets, block_slot_feature, table_offsets, table,
+    block_slot_offsets, block_slot_feature, table_offsets, table, order, n_features,
 ):
     """Add tree ``t``'s SHAP values for one row to ``phi``, one lookup per block.
+
+    For ``order`` 2 the tables hold interaction values and ``phi`` has a row
+    per pair of features, ``i * n_features + j``.
 
     ``go_left`` contains the row's decision at each node of the tree (indexed
     within the tree). ``code`` is scratch for each node's prefix pattern:
@@ -491,8 +583,18 @@ def _table_tree(
                 pattern |= 1 << (prefix + i)
         slot_first = block_slot_offsets[b]
         n_slots = block_slot_offsets[b + 1] - slot_first
-        row = table_offsets[b] + pattern * n_slots * n_out
+        if order == 1:
+            row = table_offsets[b] + pattern * n_slots * n_out
+            for s in range(n_slots):
+                j = block_slot_feature[slot_first + s]
+                for k in range(n_out):
+                    phi[j, out_start + k] += table[row + s * n_out + k]
+            continue
+        row = table_offsets[b] + pattern * n_slots * n_slots * n_out
         for s in range(n_slots):
-            j = block_slot_feature[slot_first + s]
-            for k in range(n_out):
-                phi[j, out_start + k] += table[row + s * n_out + k]
+            j = block_slot_feature[slot_first + s] * n_features
+            for r in range(n_slots):
+                cell = row + (s * n_slots + r) * n_out
+                jr = j + block_slot_feature[slot_first + r]
+                for k in range(n_out):
+                    phi[jr, out_start + k] += table[cell + k]

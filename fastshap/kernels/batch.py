@@ -1,0 +1,152 @@
+"""The row kernel: SHAP or interaction values of a batch of rows, tree by tree.
+
+One kernel serves every algorithm. Each tree is explained from its pattern
+tables when it has them, else leaf by leaf: by quadrature for path-dependent
+SHAP values (``fastshap.kernels.path_dependent``), and from the leaf's weights
+for the row's pattern otherwise (path-dependent interactions, interventional
+values from the background summary of ``fastshap.kernels.interventional``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
+from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
+from fastshap.kernels.interventional import _interventional_pattern
+from fastshap.kernels.path_dependent import _direct_tree, _path_dependent_pairs
+from fastshap.kernels.pattern_tables import _table_tree
+
+
+@njit(**NJIT_FLAGS)
+def _direct_tree_by_pattern(
+    t, phi, go_left, ones, leaf_weights, factor, left_product, tree_outputs,
+    value, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
+    edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
+    interventional, order, n_features, bg_offsets, bg_pattern, bg_weight, beta,
+):
+    """Add tree ``t``'s values for one row to ``phi``, from each leaf's weights.
+
+    For ``order`` 2, ``phi`` has a row per pair of features,
+    ``i * n_features + j``.
+    """
+    for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
+        s0 = slot_offsets[leaf]
+        n_slots = slot_offsets[leaf + 1] - s0
+        if n_slots == 0:
+            continue
+        bits = (np.int64(1) << n_slots) - 1 if n_slots < 63 else np.int64(-1)
+        for s in range(n_slots):
+            ones[s] = 1.0
+        for e in range(edge_offsets[leaf], edge_offsets[leaf + 1]):
+            if go_left[edge_node[e]] != edge_left[e]:
+                ones[edge_slot[e]] = 0.0
+                bits &= ~(np.int64(1) << edge_slot[e])
+        if interventional:
+            _interventional_pattern(
+                leaf_weights, n_slots, bits, bg_offsets[leaf], bg_offsets[leaf + 1],
+                bg_pattern, bg_weight, beta, order,
+            )
+        else:
+            _path_dependent_pairs(
+                leaf_weights, n_slots, ones, slot_zero[s0:s0 + n_slots], quad_offsets,
+                quad_t, quad_w, factor, left_product,
+            )
+        node = leaf_node[leaf]
+        for s in range(n_slots):
+            j = slot_feature[s0 + s]
+            if order == 1:
+                for k in range(tree_outputs[t, 0], tree_outputs[t, 1]):
+                    phi[j, k] += leaf_weights[s] * value[node, k]
+                continue
+            for r in range(n_slots):
+                w = leaf_weights[s * n_slots + r]
+                jr = j * n_features + slot_feature[s0 + r]
+                for k in range(tree_outputs[t, 0], tree_outputs[t, 1]):
+                    phi[jr, k] += w * value[node, k]
+
+
+@njit(**NJIT_PARALLEL_FLAGS)
+def _shap_batch(
+    X, out, chunk_rows, max_tree_nodes, max_slots,
+    tree_offsets, tree_outputs, left, right, feature, threshold, default_left,
+    zero_is_missing, is_categorical, category_offsets, categories, value, missing,
+    strict_less, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
+    edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
+    interventional, order, bg_offsets, bg_pattern, bg_weight, beta,
+    tree_uses_table, node_slot, node_is_new, node_above_blocks,
+    tree_block_offsets, block_root, block_prefix_bits, block_split_offsets,
+    block_split_node, block_slot_offsets, block_slot_feature, table_offsets, table,
+):
+    """Write the values of every row of ``X`` into ``out``.
+
+    ``out`` has shape (n_rows, n_features, n_outputs) for SHAP values
+    (``order`` 1) and (n_rows, n_features * n_features, n_outputs) for
+    interaction values (``order`` 2). Values are path-dependent, or
+    interventional against the background summary when ``interventional``.
+
+    Rows are processed in chunks of ``chunk_rows``, tree by tree within a
+    chunk, so one tree's nodes and tables stay in cache while every row of
+    the chunk reads them. Row-major order instead reads every table once per
+    row, and at depth 8 the tables far exceed the cache. The decisions are
+    written inline because a numba call per tree and row costs more than the
+    work it would wrap.
+    """
+    n_rows = X.shape[0]
+    n_features = X.shape[1]
+    n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        first = c * chunk_rows
+        last = min(first + chunk_rows, n_rows)
+        go_left = np.zeros(max(max_tree_nodes, 1), dtype=np.bool_)
+        code = np.zeros(max(max_tree_nodes, 1), dtype=np.int64)
+        ones = np.empty(max(max_slots, 1))
+        prefix = np.empty_like(ones)
+        factor = np.empty_like(ones)
+        accum = np.empty_like(ones)
+        leaf_weights = np.empty(max(max_slots, 1) ** order)
+        out[first:last] = 0.0
+        for t in range(tree_offsets.shape[0] - 1):
+            start = tree_offsets[t]
+            stop = tree_offsets[t + 1]
+            for i in range(first, last):
+                for node in range(start, stop):
+                    if left[node] < 0:
+                        continue
+                    x_value = X[i, feature[node]]
+                    if is_categorical[node]:
+                        go_left[node - start] = _category_goes_left(
+                            x_value, node, default_left[node], category_offsets,
+                            categories, missing,
+                        )
+                    else:
+                        go_left[node - start] = _numeric_goes_left(
+                            x_value, threshold[node], default_left[node],
+                            zero_is_missing[node], missing, strict_less,
+                        )
+                if tree_uses_table[t]:
+                    _table_tree(
+                        t, out[i], go_left, code, tree_offsets, tree_outputs, left,
+                        right, node_slot, node_is_new, node_above_blocks,
+                        tree_block_offsets, block_root, block_prefix_bits,
+                        block_split_offsets, block_split_node, block_slot_offsets,
+                        block_slot_feature, table_offsets, table, order, n_features,
+                    )
+                elif order == 1 and not interventional:
+                    _direct_tree(
+                        t, out[i], go_left, ones, prefix, factor, accum,
+                        tree_offsets, tree_outputs, value, tree_leaf_offsets,
+                        leaf_node, slot_offsets, slot_feature, slot_zero,
+                        edge_offsets, edge_node, edge_left, edge_slot,
+                        quad_offsets, quad_t, quad_w,
+                    )
+                else:
+                    _direct_tree_by_pattern(
+                        t, out[i], go_left, ones, leaf_weights, factor, prefix,
+                        tree_outputs, value, tree_leaf_offsets, leaf_node,
+                        slot_offsets, slot_feature, slot_zero, edge_offsets,
+                        edge_node, edge_left, edge_slot, quad_offsets, quad_t,
+                        quad_w, interventional, order, n_features, bg_offsets,
+                        bg_pattern, bg_weight, beta,
+                    )
