@@ -85,19 +85,25 @@ def explain_dask(
     node = _explainer_node(explainer)
     ensemble = explainer.ensemble
     n_outputs = ensemble.n_outputs
+    options = (n_jobs, block_rows, check_additivity, interactions)
     if _is_dask_dataframe(X):
         names = _check_frame_meta(X, ensemble)
-        values = _frame_values(
-            X, node, names, n_outputs, n_jobs, block_rows, check_additivity
-        )
+        values = _frame_values(X, node, names, n_outputs, options)
     else:
         names = _check_array(X, ensemble)
-        values = _array_values(X, node, n_outputs, n_jobs, block_rows, check_additivity)
+        values = _array_values(X, node, n_outputs, options)
+    interaction_values = None
+    if interactions:
+        # The SHAP values are the row sums of the interaction values, so the
+        # kernels run once when both are computed together (dask.compute).
+        interaction_values = values
+        values = values.sum(axis=2)
     return Explanation(
         values=values,
         base_values=explainer.expected_value.copy(),
         feature_names=names,
         data=X,
+        interaction_values=interaction_values,
     )
 
 
@@ -165,30 +171,23 @@ def _check_array(X: Any, ensemble: Any) -> list[str]:
     return list(ensemble.feature_names)
 
 
-def _array_values(
-    X: Any,
-    node: Any,
-    n_outputs: int,
-    n_jobs: int | None,
-    block_rows: int,
-    check_additivity: bool,
-) -> Any:
+def _value_axes(n_features: int, n_outputs: int, interactions: bool) -> tuple[int, ...]:
+    """Return the shape of one row's values: features, features again, outputs."""
+    axes = (n_features,) * (2 if interactions else 1)
+    return axes + ((n_outputs,) if n_outputs > 1 else ())
+
+
+def _array_values(X: Any, node: Any, n_outputs: int, options: tuple) -> Any:
     import dask.array as da
 
-    n_features = X.shape[1]
-    if n_outputs == 1:
-        chunks = (X.chunks[0], (n_features,))
-        extra = {}
-    else:
-        chunks = (X.chunks[0], (n_features,), (n_outputs,))
-        extra = {"new_axis": 2}
+    axes = _value_axes(X.shape[1], n_outputs, options[3])
+    chunks = (X.chunks[0],) + tuple((size,) for size in axes)
+    extra = {"new_axis": list(range(2, len(chunks)))} if len(chunks) > 2 else {}
     return da.map_blocks(
         _explain_block,
         X,
         node,
-        n_jobs,
-        block_rows,
-        check_additivity,
+        *options,
         chunks=chunks,
         dtype=np.float64,
         meta=np.empty((0,) * len(chunks), dtype=np.float64),
@@ -198,47 +197,40 @@ def _array_values(
 
 
 def _frame_values(
-    X: Any,
-    node: Any,
-    names: list[str],
-    n_outputs: int,
-    n_jobs: int | None,
-    block_rows: int,
-    check_additivity: bool,
+    X: Any, node: Any, names: list[str], n_outputs: int, options: tuple
 ) -> Any:
     """Map the explainer over the partitions of a dask dataframe.
 
-    Each partition's values come back as a frame of ``n_features *
-    n_outputs`` columns, because a dataframe partition is 2-D, and are then
+    Each partition's values come back as a frame with one column per value
+    of a row (``n_features * n_outputs``, times ``n_features`` again for
+    interaction values), because a dataframe partition is 2-D, and are then
     reshaped block by block. The row counts stay unknown (NaN chunks) unless
     dask has them already, so nothing is computed to find them.
     """
-    width = len(names) * n_outputs
+    axes = _value_axes(len(names), n_outputs, options[3])
+    width = int(np.prod(axes))
     columns = [f"v{j}" for j in range(width)]
     meta = pd.DataFrame(np.empty((0, width), dtype=np.float64), columns=columns)
     flat = X.map_partitions(
         _explain_partition,
         node,
         names,
-        n_jobs,
-        block_rows,
-        check_additivity,
+        *options,
         meta=meta,
         align_dataframes=False,
         enforce_metadata=False,
         token="fastshap-values",
     )
     values = flat.to_dask_array()
-    if n_outputs == 1:
+    if len(axes) == 1:
         return values
     return values.map_blocks(
         _unflatten,
-        len(names),
-        n_outputs,
-        chunks=(values.chunks[0], (len(names),), (n_outputs,)),
-        new_axis=2,
+        axes,
+        chunks=(values.chunks[0],) + tuple((size,) for size in axes),
+        new_axis=list(range(2, len(axes) + 1)),
         dtype=np.float64,
-        meta=np.empty((0, 0, 0), dtype=np.float64),
+        meta=np.empty((0,) * (len(axes) + 1), dtype=np.float64),
     )
 
 
@@ -248,15 +240,17 @@ def _explain_block(
     n_jobs: int | None,
     block_rows: int,
     check_additivity: bool,
+    interactions: bool,
 ) -> NDArray[np.float64]:
-    """SHAP values of one block of a dask array, as the in-memory path computes them."""
+    """Values of one block of a dask array, as the in-memory path computes them."""
     explanation = explainer.explain(
         block,
+        interactions=interactions,
         n_jobs=task_threads(n_jobs),
         block_rows=block_rows,
         check_additivity=check_additivity,
     )
-    return explanation.values
+    return explanation.interaction_values if interactions else explanation.values
 
 
 def _explain_partition(
@@ -266,11 +260,13 @@ def _explain_partition(
     n_jobs: int | None,
     block_rows: int,
     check_additivity: bool,
+    interactions: bool,
     partition_info: dict | None = None,
 ) -> pd.DataFrame:
-    """SHAP values of one dataframe partition, flattened to 2-D, in ``names`` order."""
+    """Values of one dataframe partition, flattened to 2-D, in ``names`` order."""
     values = _partition_values(
-        part, explainer, names, n_jobs, block_rows, check_additivity, partition_info
+        part, explainer, names, n_jobs, block_rows, check_additivity, partition_info,
+        interactions,
     )
     flat = values.reshape(len(values), -1)
     columns = [f"v{j}" for j in range(flat.shape[1])]
@@ -285,10 +281,12 @@ def _partition_values(
     block_rows: int,
     check_additivity: bool,
     partition_info: dict | None,
+    interactions: bool = False,
 ) -> NDArray[np.float64]:
     try:
         explanation = explainer.explain(
             part,
+            interactions=interactions,
             n_jobs=task_threads(n_jobs),
             block_rows=block_rows,
             check_additivity=check_additivity,
@@ -298,16 +296,19 @@ def _partition_values(
             raise
         number = "?" if partition_info is None else partition_info.get("number", "?")
         raise type(error)(f"partition {number} of `X`: {error}") from error
-    values = explanation.values
+    values = explanation.interaction_values if interactions else explanation.values
     if explanation.feature_names != names:
         # This partition's columns are in another order than the meta's.
         position = {name: j for j, name in enumerate(explanation.feature_names)}
-        values = values[:, [position[name] for name in names]]
+        columns = [position[name] for name in names]
+        values = values[:, columns]
+        if interactions:
+            values = values[:, :, columns]
     return values
 
 
-def _unflatten(block: NDArray[np.float64], n_features: int, n_outputs: int) -> Any:
-    return block.reshape(len(block), n_features, n_outputs)
+def _unflatten(block: NDArray[np.float64], axes: tuple[int, ...]) -> Any:
+    return block.reshape((len(block),) + tuple(axes))
 
 
 def task_threads(n_jobs: int | None) -> int | None:
@@ -580,7 +581,9 @@ def _explained_block_sums(
             {"number": number},
         )
     else:
-        values = _explain_block(block, explainer, n_jobs, block_rows, check_additivity)
+        values = _explain_block(
+            block, explainer, n_jobs, block_rows, check_additivity, False
+        )
     return _segment_sums(values, labels, number)
 
 

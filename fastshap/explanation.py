@@ -258,11 +258,19 @@ class Explanation:
         with atomic_output(path, force=overwrite) as temporary:
             frame.to_parquet(temporary, index=False)
 
-    def to_shap(self) -> Any:
+    def to_shap(self, *, interactions: bool = False) -> Any:
         """Convert to a ``shap.Explanation``, so every ``shap.plots`` function works.
 
-        Requires the ``shap`` package.
+        With ``interactions``, the Explanation's values are the interaction
+        values, as ``shap.TreeExplainer(...)(X, interactions=True)`` returns
+        them. Requires the ``shap`` package.
         """
+        check_bool("interactions", interactions)
+        if interactions and self.interaction_values is None:
+            raise ValueError(
+                "this Explanation has no interaction values. Explain with "
+                "`interactions=True` first."
+            )
         try:
             import shap
         except ImportError as error:
@@ -283,7 +291,7 @@ class Explanation:
                 [_plot_values(data.iloc[:, j]) for j in range(data.shape[1])]
             ) if data.shape[1] else np.empty((n_rows, 0))
         return shap.Explanation(
-            values=self.values,
+            values=self.interaction_values if interactions else self.values,
             base_values=base,
             data=data_values,
             feature_names=list(self.feature_names),

@@ -6,7 +6,7 @@ array of shape (n_rows, n_features) for a model with one output and
 (n_rows, n_features, n_outputs) for several, ``expected_value`` is a float
 or an array of one value per output, and calling the explainer returns a
 ``shap.Explanation``. Arguments that select something fastshap does not
-compute yet raise ``NotImplementedError`` naming the argument.
+compute raise ``NotImplementedError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from numpy.typing import NDArray
 from fastshap.explainer import DEFAULT_MEMORY_LIMIT, Explainer
 from fastshap.explanation import Explanation
 
-#: ``feature_perturbation`` values that select path-dependent SHAP values.
-_PATH_DEPENDENT = ("auto", "tree_path_dependent")
+#: ``feature_perturbation`` values fastshap computes.
+_PERTURBATIONS = ("auto", "tree_path_dependent", "interventional")
+
+#: ``model_output`` values fastshap computes.
+_MODEL_OUTPUTS = ("raw", "probability")
 
 
 def _not_implemented(argument: str, value: Any, supported: str) -> NotImplementedError:
@@ -31,21 +34,24 @@ def _not_implemented(argument: str, value: Any, supported: str) -> NotImplemente
 
 
 class TreeExplainer:
-    """Path-dependent TreeSHAP values with the interface of ``shap.TreeExplainer``.
+    """Exact TreeSHAP values with the interface of ``shap.TreeExplainer``.
 
     Parameters
     ----------
     model : model object or str
         A model that :func:`fastshap.load_model` accepts.
-    data : array-like, optional
-        Background data of the interventional algorithm. Not supported yet:
-        it must be None.
-    model_output : str, default="raw"
-        Only ``"raw"`` (the margin: log-odds for logistic models) is
-        supported.
-    feature_perturbation : {"auto", "tree_path_dependent"}, default="auto"
-        ``"auto"`` without ``data`` means ``"tree_path_dependent"``, as in
-        shap. ``"interventional"`` is not supported yet.
+    data : ndarray or DataFrame, optional
+        Background rows of the interventional algorithm. All rows are used:
+        fastshap's cost per explained row does not grow with their number,
+        so there is no need to cut them to 100.
+    model_output : {"raw", "probability"}, default="raw"
+        ``"raw"`` is the margin (log-odds for logistic models).
+        ``"probability"`` needs ``data`` and a logistic or softmax model, as
+        in shap (see :class:`fastshap.Explainer` for the definition).
+    feature_perturbation : {"auto", "tree_path_dependent", "interventional"}, default="auto"
+        ``"auto"`` means ``"interventional"`` with ``data`` and
+        ``"tree_path_dependent"`` without, as in shap. Path-dependent values
+        with ``data`` (covers recomputed from the data) are not supported.
     feature_names : list of str, optional
         Names for the output's features, instead of the model's.
     approximate : bool, default=False
@@ -82,32 +88,42 @@ class TreeExplainer:
         memory_limit: int | str = DEFAULT_MEMORY_LIMIT,
         n_jobs: int | None = None,
     ) -> None:
-        if data is not None:
-            raise _not_implemented(
-                "data", type(data).__name__,
-                "interventional SHAP values against background data are not "
-                "computed yet, so pass data=None for path-dependent values",
-            )
-        if feature_perturbation not in _PATH_DEPENDENT:
+        if feature_perturbation not in _PERTURBATIONS:
             raise _not_implemented(
                 "feature_perturbation", feature_perturbation,
-                "supported are 'auto' and 'tree_path_dependent'",
+                "supported are 'auto', 'tree_path_dependent' and 'interventional'",
             )
-        if model_output != "raw":
+        if feature_perturbation == "tree_path_dependent" and data is not None:
+            raise _not_implemented(
+                "data", type(data).__name__,
+                "with feature_perturbation='tree_path_dependent' the covers come "
+                "from the model, so pass data=None, or use "
+                "feature_perturbation='interventional' to explain against data",
+            )
+        if model_output not in _MODEL_OUTPUTS:
             raise _not_implemented(
                 "model_output", model_output,
-                "values are in the raw margin units only, model_output='raw'",
+                "supported are 'raw' (the margin) and 'probability' (with data)",
             )
         if approximate:
             raise _not_implemented("approximate", approximate, "values are always exact")
         if link is not None and getattr(link, "__name__", None) != "identity":
             raise _not_implemented("link", link, "only the identity link is supported")
+        if feature_perturbation == "interventional" and data is None:
+            raise ValueError(
+                "feature_perturbation='interventional' needs background rows; got "
+                "data=None. Pass `data=` (for example a sample of the training data)."
+            )
         self.model = model
-        self.data = None
+        self.data = data
         self.model_output = model_output
-        self.feature_perturbation = "tree_path_dependent"
+        self.feature_perturbation = (
+            "tree_path_dependent" if data is None else "interventional"
+        )
         self.n_jobs = n_jobs
-        self._explainer = Explainer(model, memory_limit=memory_limit)
+        self._explainer = Explainer(
+            model, background=data, output=model_output, memory_limit=memory_limit
+        )
         self._feature_names = None if feature_names is None else list(feature_names)
         if (
             self._feature_names is not None
@@ -121,11 +137,18 @@ class TreeExplainer:
 
     @property
     def expected_value(self) -> float | NDArray[np.float64]:
-        """Expected raw output: a float for one output, an array for several."""
+        """Expected output: a float for one output, an array for several."""
         base = self._explainer.expected_value
         return float(base[0]) if len(base) == 1 else base.copy()
 
-    def _explain(self, X: Any, y: Any, tree_limit: Any, check_additivity: bool) -> Explanation:
+    def _explain(
+        self,
+        X: Any,
+        y: Any,
+        tree_limit: Any,
+        check_additivity: bool,
+        interactions: bool = False,
+    ) -> Explanation:
         if y is not None:
             raise _not_implemented(
                 "y", type(y).__name__, "labels are only needed for model_output='log_loss'"
@@ -135,7 +158,8 @@ class TreeExplainer:
                 "tree_limit", tree_limit, "every tree of the model is explained"
             )
         return self._explainer.explain(
-            X, n_jobs=self.n_jobs, check_additivity=check_additivity
+            X, interactions=interactions, n_jobs=self.n_jobs,
+            check_additivity=check_additivity,
         )
 
     def shap_values(
@@ -152,19 +176,28 @@ class TreeExplainer:
         Returns
         -------
         ndarray of shape (n_rows, n_features) or (n_rows, n_features, n_outputs)
-            Values in raw margin units. Each row's values plus
-            ``expected_value`` add up to the model's raw output.
+            Values in the units of ``model_output``. Each row's values plus
+            ``expected_value`` add up to the model's output.
         """
         if approximate:
             raise _not_implemented("approximate", approximate, "values are always exact")
         return self._explain(X, y, tree_limit, check_additivity).values
 
-    def shap_interaction_values(self, X: Any, y: Any = None, tree_limit: Any = None) -> Any:
-        """Not implemented yet: raises ``NotImplementedError``."""
-        raise NotImplementedError(
-            "fastshap.TreeExplainer does not compute SHAP interaction values yet. "
-            "Use shap.TreeExplainer(model).shap_interaction_values(X) for now."
-        )
+    def shap_interaction_values(
+        self, X: Any, y: Any = None, tree_limit: Any = None
+    ) -> NDArray[np.float64]:
+        """Compute the SHAP interaction values of every row of ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_features, n_features[, n_outputs])
+            Symmetric matrices: half the Shapley interaction index off the
+            diagonal, and on it the rest of the feature's SHAP value, so that
+            each row of a matrix sums to the SHAP value. Path-dependent, or
+            interventional with ``data`` (which shap does not offer).
+        """
+        explanation = self._explain(X, y, tree_limit, True, interactions=True)
+        return explanation.interaction_values
 
     def __call__(
         self,
@@ -174,11 +207,7 @@ class TreeExplainer:
         check_additivity: bool = True,
     ) -> Any:
         """Compute the SHAP values of ``X`` and return them as a ``shap.Explanation``."""
-        if interactions:
-            raise _not_implemented(
-                "interactions", interactions, "interaction values are not computed yet"
-            )
-        explanation = self._explain(X, y, None, check_additivity)
+        explanation = self._explain(X, y, None, check_additivity, interactions)
         if self._feature_names is not None:
             # Values come in X's column order, which may differ from the model's.
             renamed = dict(zip(self._explainer.feature_names, self._feature_names))
@@ -187,5 +216,6 @@ class TreeExplainer:
                 base_values=explanation.base_values,
                 feature_names=[renamed[name] for name in explanation.feature_names],
                 data=explanation.data,
+                interaction_values=explanation.interaction_values,
             )
-        return explanation.to_shap()
+        return explanation.to_shap(interactions=interactions)
