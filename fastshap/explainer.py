@@ -27,10 +27,10 @@ from fastshap.exceptions import AdditivityError
 from fastshap.explanation import Explanation
 from fastshap.kernels.batch import _shap_batch
 from fastshap.kernels.interventional import (
-    MAX_INTERVENTIONAL_SLOTS,
     BackgroundSummary,
     _probability_batch,
     beta_table,
+    empty_summary_arrays,
     summarise_background,
 )
 from fastshap.kernels.leaf_paths import LeafPaths, build_leaf_paths, quadrature_table
@@ -170,13 +170,6 @@ class Explainer:
         self.background_summary: BackgroundSummary | None = None
         if background is not None:
             self.background = _check_background(background, self.ensemble)
-            if self.paths.max_slots > MAX_INTERVENTIONAL_SLOTS:
-                raise ValueError(
-                    f"interventional values support paths with at most "
-                    f"{MAX_INTERVENTIONAL_SLOTS} distinct features; this model has a "
-                    f"path with {self.paths.max_slots}. Explain it without "
-                    f"`background` (path-dependent values)."
-                )
             self.background_summary = summarise_background(
                 self.ensemble, self.paths, self.background
             )
@@ -385,10 +378,7 @@ class Explainer:
             )
             return
         summary = self.background_summary
-        if summary is None:
-            bg_arrays = (np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        else:
-            bg_arrays = (summary.leaf_offsets, summary.pattern, summary.weight)
+        bg_arrays = empty_summary_arrays() if summary is None else summary.arrays
         tables = self.tables if order == 1 else self._interaction_tables
         quad_offsets, quad_t, quad_w = self.quadrature
         # numba's prange gives each thread an equal share of the chunks, so the

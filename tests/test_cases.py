@@ -9,7 +9,9 @@ or the folder named by the environment variable ``FASTSHAP_CASES_DIR``. This
 module is skipped when the folder does not exist.
 
 These are single inputs. The kinds of failure they stand for are tested in
-general in ``test_models_xgboost.py`` and ``test_kernels_path_dependent.py``.
+general in ``test_models_xgboost.py``, ``test_kernels_path_dependent.py`` and
+``test_interventional.py``. Every case also runs in both modes, path-dependent
+and interventional, with interaction values.
 """
 
 from __future__ import annotations
@@ -371,11 +373,115 @@ def test_case_extra_models(name):
 
 
 def test_b22_probability_output():
-    """SHAP values of the predicted probability (model_output='probability')."""
-    pytest.skip(
-        "fastshap explains the raw margin only: probability output and the "
-        "interventional mode with background data that B22 needs are not built yet"
+    """Binary: shap's rescaled definition; values add up to predict_proba."""
+    case = load_case("B22")
+
+    explanation = fastshap.explain(
+        case["model"], case["X"], background=case["background"], output="probability"
     )
+
+    # The reference rescales XGBoost's float32 margins.
+    np.testing.assert_allclose(
+        explanation.values, case["ref_phi_shap_semantics"], rtol=0, atol=1e-6
+    )
+    assert explanation.base_values[0] == pytest.approx(case["ref_expected_value"], abs=1e-6)
+    total = explanation.values.sum(axis=1) + explanation.base_values[0]
+    np.testing.assert_allclose(total, case["ref_output"], rtol=0, atol=1e-6)
+    # shap's definition is not the exact Shapley value of the probability.
+    assert np.abs(explanation.values - case["ref_phi_exact_shapley"]).max() > 1e-3
+
+
+def test_b22_softmax_probability_output():
+    """Softmax: per-class values add up to predict_proba; base is the background mean."""
+    case = load_case("B22")
+
+    explanation = fastshap.explain(
+        case["model_multiclass"], case["X"], background=case["background"],
+        output="probability",
+    )
+
+    total = explanation.values.sum(axis=1) + explanation.base_values
+    np.testing.assert_allclose(total, case["ref_output_multiclass"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        explanation.base_values, case["ref_expected_value_multiclass"], rtol=0, atol=1e-6
+    )
+
+
+# ---------------------------------------------------------------------------
+# Interventional values and interaction values of every case
+# ---------------------------------------------------------------------------
+
+#: Cases with brute-force interventional references.
+INTERVENTIONAL_CASES = [
+    pytest.param(name, marks=B09_CASE_FILE_OUTDATED if name == "B09" else ())
+    for name in ["B01", "B04", "B06", "B08", "B09", "B12"]
+]
+
+
+def _background(case: dict):
+    """The case's background rows, or its explained rows when it has none."""
+    return case["background"] if "background" in case else case["X"]
+
+
+@pytest.mark.parametrize("name", INTERVENTIONAL_CASES)
+def test_case_interventional_reference(name):
+    """Interventional values match the case's brute force over the library's predict."""
+    case = load_case(name)
+    explainer = fastshap.Explainer(case["model"], background=case["background"])
+    phi = np.asarray(case["ref_phi_interventional"], dtype=np.float64)
+    expected_value = np.atleast_1d(case["ref_expected_value_interventional"])
+    margin = np.asarray(case["ref_output"], dtype=np.float64)
+
+    explanation = explainer.explain(case["X"])
+
+    values_atol = shap_tolerance(explainer.ensemble, phi)
+    assert_shap_close(
+        explanation,
+        phi.reshape(explanation.values.shape),
+        expected_value,
+        margin,
+        atol=values_atol,
+        additivity_atol=values_atol + margin_tolerance(explainer.ensemble, margin),
+    )
+
+
+@pytest.mark.parametrize("name", LOADED_CASES + ["B22"])
+@pytest.mark.parametrize("memory_limit", list(KERNEL_PATHS.values()), ids=list(KERNEL_PATHS))
+def test_case_both_modes(name, memory_limit):
+    """Every case in both modes: exact additivity, and interactions that sum to the values."""
+    case = load_case(name)
+    background = _background(case)
+
+    for options in ({}, {"background": background}):
+        explainer = fastshap.Explainer(case["model"], memory_limit=memory_limit, **options)
+        explanation = explainer.explain(case["X"], interactions=True)
+
+        own = explainer.predict_raw(case["X"])
+        values = explanation.values.reshape(len(own), -1, own.shape[1])
+        total = values.sum(axis=1) + explanation.base_values
+        np.testing.assert_allclose(
+            total, own, rtol=0, atol=1e-9 * max(1.0, np.abs(own).max())
+        )
+        interactions = explanation.interaction_values
+        np.testing.assert_allclose(
+            interactions.sum(axis=2), explanation.values, rtol=0, atol=1e-9
+        )
+        np.testing.assert_array_equal(interactions, np.swapaxes(interactions, 1, 2))
+        if options:
+            mean = explainer.predict_raw(background).mean(axis=0)
+            np.testing.assert_allclose(explainer.expected_value, mean, rtol=0, atol=1e-12)
+
+
+def test_b04_interactions_match_xgboost():
+    """Categorical splits: interaction values equal pred_interactions."""
+    case = load_case("B04")
+    explainer = fastshap.Explainer(case["model"])
+
+    explanation = explainer.explain(case["X"], interactions=True)
+
+    expected = np.asarray(case["ref_interactions"], dtype=np.float64)
+    atol = shap_tolerance(explainer.ensemble, expected)
+    np.testing.assert_allclose(explanation.interaction_values, expected, rtol=0, atol=atol)
 
 
 # ---------------------------------------------------------------------------

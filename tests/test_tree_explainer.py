@@ -117,10 +117,13 @@ def test_feature_names_wrong_length(model_and_rows):
 @pytest.mark.parametrize(
     ("arguments", "argument_name"),
     [
-        ({"data": np.zeros((5, 4))}, "data"),
-        ({"feature_perturbation": "interventional"}, "feature_perturbation"),
-        ({"model_output": "probability"}, "model_output"),
+        (
+            {"data": np.zeros((5, 4)), "feature_perturbation": "tree_path_dependent"},
+            "data",
+        ),
+        ({"feature_perturbation": "global_path_dependent"}, "feature_perturbation"),
         ({"model_output": "log_loss"}, "model_output"),
+        ({"model_output": "predict"}, "model_output"),
         ({"approximate": True}, "approximate"),
         ({"link": shap.links.logit}, "link"),
     ],
@@ -152,14 +155,83 @@ def test_unsupported_shap_values_arguments(arguments, argument_name, model_and_r
     assert f"{argument_name}=" in str(error.value)
 
 
-def test_interaction_values_not_implemented(model_and_rows):
+def test_interaction_values_match_shap(model_and_rows):
+    """shap delegates XGBoost interaction values to pred_interactions."""
+    model, X = model_and_rows
+
+    expected = np.asarray(shap.TreeExplainer(model).shap_interaction_values(X[:20]))
+    values = fastshap.TreeExplainer(model).shap_interaction_values(X[:20])
+
+    if values.ndim == 4 and expected.shape != values.shape:
+        # Older shap versions put the output axis second.
+        expected = np.moveaxis(expected, 1, -1)
+    assert values.shape == expected.shape
+    np.testing.assert_allclose(values, expected, rtol=0, atol=FLOAT32_ATOL)
+
+
+def test_call_with_interactions(model_and_rows):
     model, X = model_and_rows
     explainer = fastshap.TreeExplainer(model)
 
-    with pytest.raises(NotImplementedError, match="interaction values"):
-        explainer.shap_interaction_values(X[:5])
-    with pytest.raises(NotImplementedError, match="interactions="):
-        explainer(X[:5], interactions=True)
+    result = explainer(X[:5], interactions=True)
+
+    assert isinstance(result, shap.Explanation)
+    np.testing.assert_array_equal(result.values, explainer.shap_interaction_values(X[:5]))
+
+
+def test_interventional_values_match_shap(model_and_rows):
+    model, X = model_and_rows
+    background = X[100:160]
+    reference = shap.TreeExplainer(model, background, feature_perturbation="interventional")
+
+    expected = np.asarray(reference.shap_values(X[:20]))
+    explainer = fastshap.TreeExplainer(model, background)
+    values = explainer.shap_values(X[:20])
+
+    assert explainer.feature_perturbation == "interventional"
+    assert values.shape == expected.shape
+    np.testing.assert_allclose(values, expected, rtol=0, atol=FLOAT32_ATOL)
+    background_margin = model.predict(background, output_margin=True).mean(axis=0)
+    np.testing.assert_allclose(
+        explainer.expected_value, background_margin, rtol=0, atol=FLOAT32_ATOL
+    )
+    # shap 0.51 reports a wrong multi-class expected value here (its values
+    # plus it miss the margin by 0.2), so compare only where shap adds up.
+    shap_total = expected.sum(axis=1) + np.asarray(reference.expected_value)
+    if np.allclose(shap_total, model.predict(X[:20], output_margin=True), atol=1e-4):
+        np.testing.assert_allclose(
+            explainer.expected_value,
+            np.asarray(reference.expected_value, dtype=np.float64),
+            rtol=0,
+            atol=FLOAT32_ATOL,
+        )
+
+
+def test_probability_matches_shap(rng):
+    """Binary probability output agrees with shap, whose definition fastshap follows."""
+    X = _rows(rng)
+    y = (np.nan_to_num(X[:, 1]) + np.nan_to_num(X[:, 0]) > 0).astype(int)
+    model = xgb.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(X, y)
+    background = X[100:160]
+    reference = shap.TreeExplainer(model, background, model_output="probability")
+
+    expected = np.asarray(reference.shap_values(X[:20]))
+    explainer = fastshap.TreeExplainer(model, background, model_output="probability")
+    values = explainer.shap_values(X[:20])
+
+    np.testing.assert_allclose(values, expected, rtol=0, atol=FLOAT32_ATOL)
+    assert explainer.expected_value == pytest.approx(
+        float(reference.expected_value), abs=FLOAT32_ATOL
+    )
+    total = values.sum(axis=1) + explainer.expected_value
+    np.testing.assert_allclose(total, model.predict_proba(X[:20])[:, 1], atol=FLOAT32_ATOL)
+
+
+def test_interventional_without_data(model_and_rows):
+    model, _ = model_and_rows
+
+    with pytest.raises(ValueError, match="needs background rows; got data=None"):
+        fastshap.TreeExplainer(model, feature_perturbation="interventional")
 
 
 def test_identity_link_accepted(model_and_rows):

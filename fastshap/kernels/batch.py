@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
 from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
-from fastshap.kernels.interventional import _interventional_pattern
+from fastshap.kernels.interventional import WORD_BITS, _interventional_pattern, _n_words
 from fastshap.kernels.path_dependent import _direct_tree, _path_dependent_pairs
 from fastshap.kernels.pattern_tables import _table_tree
 
@@ -24,29 +24,34 @@ def _direct_tree_by_pattern(
     t, phi, go_left, ones, leaf_weights, factor, left_product, tree_outputs,
     value, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
     edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
-    interventional, order, n_features, bg_offsets, bg_pattern, bg_weight, beta,
+    interventional, order, n_features, bg_offsets, bg_pattern_offsets, bg_pattern,
+    bg_weight, beta, words, only_x, only_b,
 ):
     """Add tree ``t``'s values for one row to ``phi``, from each leaf's weights.
 
     For ``order`` 2, ``phi`` has a row per pair of features,
-    ``i * n_features + j``.
+    ``i * n_features + j``. ``words``, ``only_x`` and ``only_b`` are scratch
+    for the row's pattern bits.
     """
     for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
         s0 = slot_offsets[leaf]
         n_slots = slot_offsets[leaf + 1] - s0
         if n_slots == 0:
             continue
-        bits = (np.int64(1) << n_slots) - 1 if n_slots < 63 else np.int64(-1)
         for s in range(n_slots):
             ones[s] = 1.0
         for e in range(edge_offsets[leaf], edge_offsets[leaf + 1]):
             if go_left[edge_node[e]] != edge_left[e]:
                 ones[edge_slot[e]] = 0.0
-                bits &= ~(np.int64(1) << edge_slot[e])
         if interventional:
+            for w in range(_n_words(n_slots)):
+                words[w] = 0
+            for s in range(n_slots):
+                if ones[s] == 1.0:
+                    words[s // WORD_BITS] |= np.int64(1) << (s % WORD_BITS)
             _interventional_pattern(
-                leaf_weights, n_slots, bits, bg_offsets[leaf], bg_offsets[leaf + 1],
-                bg_pattern, bg_weight, beta, order,
+                leaf_weights, n_slots, words, leaf, bg_offsets, bg_pattern_offsets,
+                bg_pattern, bg_weight, beta, order, only_x, only_b,
             )
         else:
             _path_dependent_pairs(
@@ -74,7 +79,7 @@ def _shap_batch(
     zero_is_missing, is_categorical, category_offsets, categories, value, missing,
     strict_less, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
     edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
-    interventional, order, bg_offsets, bg_pattern, bg_weight, beta,
+    interventional, order, bg_offsets, bg_pattern_offsets, bg_pattern, bg_weight, beta,
     tree_uses_table, node_slot, node_is_new, node_above_blocks,
     tree_block_offsets, block_root, block_prefix_bits, block_split_offsets,
     block_split_node, block_slot_offsets, block_slot_feature, table_offsets, table,
@@ -106,6 +111,10 @@ def _shap_batch(
         factor = np.empty_like(ones)
         accum = np.empty_like(ones)
         leaf_weights = np.empty(max(max_slots, 1) ** order)
+        max_words = _n_words(max_slots)
+        words = np.empty(max_words, dtype=np.int64)
+        only_x = np.empty(max_words, dtype=np.int64)
+        only_b = np.empty(max_words, dtype=np.int64)
         out[first:last] = 0.0
         for t in range(tree_offsets.shape[0] - 1):
             start = tree_offsets[t]
@@ -148,5 +157,6 @@ def _shap_batch(
                         slot_offsets, slot_feature, slot_zero, edge_offsets,
                         edge_node, edge_left, edge_slot, quad_offsets, quad_t,
                         quad_w, interventional, order, n_features, bg_offsets,
-                        bg_pattern, bg_weight, beta,
+                        bg_pattern_offsets, bg_pattern, bg_weight, beta, words,
+                        only_x, only_b,
                     )

@@ -42,9 +42,10 @@ from numpy.typing import NDArray
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
 from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
 
-#: Largest number of distinct features on one path that interventional values
-#: support: patterns are bits of a 64-bit integer.
-MAX_INTERVENTIONAL_SLOTS = 62
+#: Pattern bits per 64-bit word. Bit ``s`` of a pattern lives in word
+#: ``s // 63`` at position ``s % 63``; the sign bit stays clear, so every word
+#: is a non-negative int64 and ``(1 << 63) - 1`` never overflows.
+WORD_BITS = 63
 
 #: Paths with at most this many distinct features count background patterns
 #: in a dense array of ``2^d`` counters; longer paths sort the patterns.
@@ -58,7 +59,11 @@ class BackgroundSummary(NamedTuple):
     ----------
     leaf_offsets : ndarray of shape (n_leaves + 1,), int64
         Leaf ``l`` owns entries ``leaf_offsets[l]:leaf_offsets[l + 1]``.
-    pattern : ndarray of shape (n_entries,), int64
+    pattern_offsets : ndarray of shape (n_leaves + 1,), int64
+        Leaf ``l``'s patterns start at ``pattern[pattern_offsets[l]]``, one
+        after the other, each ``ceil(d / 63)`` words long for a path of
+        ``d`` distinct features.
+    pattern : ndarray of shape (n_words,), int64
         Bit ``s`` is set when the background rows of the entry satisfy every
         condition of the path on the leaf's ``s``-th distinct feature.
     weight : ndarray of shape (n_entries,), float64
@@ -68,14 +73,26 @@ class BackgroundSummary(NamedTuple):
     """
 
     leaf_offsets: NDArray[np.int64]
+    pattern_offsets: NDArray[np.int64]
     pattern: NDArray[np.int64]
     weight: NDArray[np.float64]
     n_rows: int
 
     @property
+    def arrays(self) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+        """The arrays the kernels take, in their order."""
+        return self.leaf_offsets, self.pattern_offsets, self.pattern, self.weight
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the arrays, in bytes."""
-        return int(self.leaf_offsets.nbytes + self.pattern.nbytes + self.weight.nbytes)
+        return int(sum(array.nbytes for array in self.arrays))
+
+
+def empty_summary_arrays() -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """Kernel arguments that stand for no background (path-dependent values)."""
+    offsets = np.zeros(1, dtype=np.int64)
+    return offsets, offsets.copy(), np.zeros(0, dtype=np.int64), np.zeros(0)
 
 
 def beta_table(max_slots: int) -> NDArray[np.float64]:
@@ -95,6 +112,18 @@ def beta_table(max_slots: int) -> NDArray[np.float64]:
 
 
 @njit(inline="always", **NJIT_FLAGS)
+def _n_words(n_slots):
+    return max(1, (n_slots + WORD_BITS - 1) // WORD_BITS)
+
+
+@njit(inline="always", **NJIT_FLAGS)
+def _full_word(n_slots, w):
+    """Return word ``w`` of the pattern with all ``n_slots`` bits set."""
+    bits = min(WORD_BITS, n_slots - w * WORD_BITS)
+    return (np.int64(1) << bits) - 1
+
+
+@njit(inline="always", **NJIT_FLAGS)
 def _popcount(bits):
     count = 0
     while bits:
@@ -103,25 +132,33 @@ def _popcount(bits):
     return count
 
 
+@njit(inline="always", **NJIT_FLAGS)
+def _has_bit(words, s):
+    return (words[s // WORD_BITS] >> (s % WORD_BITS)) & 1
+
+
 @njit(**NJIT_FLAGS)
 def _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order):
     """Add the values of one leaf game (see the module docstring) to ``out_row``.
 
-    ``only_x`` and ``only_b`` are the bit sets ``A`` and ``C``. For
+    ``only_x`` and ``only_b`` are the bit sets ``A`` and ``C``, as words. For
     ``order == 1`` the row holds one value per slot; for ``order == 2`` it
     holds the ``n_slots x n_slots`` interaction matrix in C order.
     """
-    a = _popcount(only_x)
-    c = _popcount(only_b)
+    a = 0
+    c = 0
+    for w in range(_n_words(n_slots)):
+        a += _popcount(only_x[w])
+        c += _popcount(only_b[w])
     if a + c == 0:
         return
     on_a = weight * beta[a - 1, c] if a > 0 else 0.0
     on_c = -weight * beta[a, c - 1] if c > 0 else 0.0
     if order == 1:
         for s in range(n_slots):
-            if (only_x >> s) & 1:
+            if _has_bit(only_x, s):
                 out_row[s] += on_a
-            elif (only_b >> s) & 1:
+            elif _has_bit(only_b, s):
                 out_row[s] += on_c
         return
     both_a = 0.5 * weight * beta[a - 2, c] if a > 1 else 0.0
@@ -132,77 +169,148 @@ def _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order):
     diagonal_a = on_a - (a - 1) * both_a - c * mixed
     diagonal_c = on_c - a * mixed - (c - 1) * both_c
     for s in range(n_slots):
-        s_in_a = (only_x >> s) & 1
-        s_in_c = (only_b >> s) & 1
+        s_in_a = _has_bit(only_x, s)
+        s_in_c = _has_bit(only_b, s)
         if not (s_in_a or s_in_c):
             continue
         row = s * n_slots
         for r in range(n_slots):
-            r_in_a = (only_x >> r) & 1
-            r_in_c = (only_b >> r) & 1
             if r == s:
                 out_row[row + r] += diagonal_a if s_in_a else diagonal_c
-            elif r_in_a:
+            elif _has_bit(only_x, r):
                 out_row[row + r] += both_a if s_in_a else mixed
-            elif r_in_c:
+            elif _has_bit(only_b, r):
                 out_row[row + r] += mixed if s_in_a else both_c
 
 
 @njit(**NJIT_FLAGS)
-def _interventional_pattern(out_row, n_slots, ones, first, last, pattern, weight, beta, order):
-    """Set ``out_row`` to a leaf's values for a row whose pattern is ``ones``.
+def _add_if_covered(out_row, n_slots, ones, q, weight, beta, order, only_x, only_b):
+    """Add the leaf game of row bits ``ones`` and background bits ``q`` (word arrays).
 
-    Sums the leaf games of the background entries ``first:last``; an entry
-    counts only when every slot is satisfied by the row or the entry.
+    Adds nothing when some slot is satisfied by neither. ``only_x`` and
+    ``only_b`` are scratch words.
     """
-    full = (np.int64(1) << n_slots) - 1
-    for s in range(out_row.shape[0]):
-        out_row[s] = 0.0
-    for e in range(first, last):
-        q = pattern[e]
-        if (ones | q) != full:
-            continue
-        _add_pair_game(out_row, n_slots, ones & ~q, q & ~ones, weight[e], beta, order)
+    for w in range(_n_words(n_slots)):
+        if (ones[w] | q[w]) != _full_word(n_slots, w):
+            return
+        only_x[w] = ones[w] & ~q[w]
+        only_b[w] = q[w] & ~ones[w]
+    _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order)
 
 
 @njit(**NJIT_FLAGS)
-def _interventional_leaf_table(out, n_slots, first, last, pattern, weight, beta, order):
-    """Fill ``out[o]``, a leaf's values for every row pattern ``o``.
+def _interventional_pattern(
+    out_row, n_slots, ones, leaf, leaf_offsets, pattern_offsets, pattern, weight,
+    beta, order, only_x, only_b,
+):
+    """Set ``out_row`` to ``leaf``'s values for a row whose bits are ``ones`` (words).
+
+    Sums the leaf games of the leaf's background entries.
+    """
+    n_words = _n_words(n_slots)
+    for s in range(n_slots**order):
+        out_row[s] = 0.0
+    first = leaf_offsets[leaf]
+    for e in range(first, leaf_offsets[leaf + 1]):
+        start = pattern_offsets[leaf] + (e - first) * n_words
+        _add_if_covered(
+            out_row, n_slots, ones, pattern[start:start + n_words], weight[e], beta,
+            order, only_x, only_b,
+        )
+
+
+@njit(**NJIT_FLAGS)
+def _interventional_leaf_table(
+    out, n_slots, leaf, leaf_offsets, pattern_offsets, pattern, weight, beta, order,
+    only_x, only_b,
+):
+    """Fill ``out[o]``, a leaf's values for every row pattern ``o`` (one word).
 
     Works from the background side: an entry with pattern ``q`` counts for
     exactly the row patterns ``~q | u`` with ``u`` a subset of ``q``, so the
     table costs the sum of ``2^|q|`` over the entries rather than ``4^d``.
     """
-    full = (np.int64(1) << n_slots) - 1
+    full = _full_word(n_slots, 0)
     out[: 1 << n_slots, :] = 0.0
-    for e in range(first, last):
-        q = pattern[e]
-        only_x = full & ~q
+    first = leaf_offsets[leaf]
+    for e in range(first, leaf_offsets[leaf + 1]):
+        q = pattern[pattern_offsets[leaf] + e - first]
+        only_x[0] = full & ~q
         u = q
         while True:
-            o = only_x | u
-            _add_pair_game(out[o], n_slots, only_x, q & ~u, weight[e], beta, order)
+            only_b[0] = q & ~u
+            _add_pair_game(out[only_x[0] | u], n_slots, only_x, only_b, weight[e], beta, order)
             if u == 0:
                 break
             u = (u - 1) & q
 
 
+@njit(**NJIT_FLAGS)
+def _leaf_codes(codes, n_slots, decisions, edge_first, edge_last, edge_node, edge_left, edge_slot):
+    """Write every background row's pattern for one leaf to ``codes`` (rows x words)."""
+    for w in range(_n_words(n_slots)):
+        codes[:, w] = _full_word(n_slots, w)
+    for e in range(edge_first, edge_last):
+        word = edge_slot[e] // WORD_BITS
+        clear = ~(np.int64(1) << (edge_slot[e] % WORD_BITS))
+        row = decisions[edge_node[e]]
+        went_left = edge_left[e]
+        for r in range(codes.shape[0]):
+            if row[r] != went_left:
+                codes[r, word] &= clear
+
+
+@njit(**NJIT_FLAGS)
+def _distinct_sorted(codes, n_words, distinct, counts):
+    """Find the distinct rows of ``codes[:, :n_words]`` by sorting; return their number.
+
+    Row indices of the distinct patterns go to ``distinct`` and their row
+    counts to ``counts``. Rows are sorted by a hash of their words and
+    compared in full with their sorted neighbour, so a hash collision can
+    only list one pattern twice, which changes no value.
+    """
+    n_rows = codes.shape[0]
+    hashes = np.empty(n_rows, dtype=np.int64)
+    for r in range(n_rows):
+        h = np.int64(n_words)
+        for w in range(n_words):
+            h = h * np.int64(1000003) ^ codes[r, w]
+        hashes[r] = h
+    order = np.argsort(hashes, kind="mergesort")
+    n_distinct = 0
+    for i in range(n_rows):
+        same = i > 0 and hashes[order[i]] == hashes[order[i - 1]]
+        if same:
+            for w in range(n_words):
+                if codes[order[i], w] != codes[order[i - 1], w]:
+                    same = False
+        if same:
+            counts[n_distinct - 1] += 1
+        else:
+            distinct[n_distinct] = order[i]
+            counts[n_distinct] = 1
+            n_distinct += 1
+    return n_distinct
+
+
 @njit(**NJIT_PARALLEL_FLAGS)
 def _background_patterns(
-    B, count_only, leaf_offsets, pattern_out, weight_out,
-    tree_offsets, left, feature, threshold, default_left, zero_is_missing,
+    B, first_tree, last_tree, entry_capacity, word_capacity, n_entries, pattern_out,
+    weight_out, tree_offsets, left, feature, threshold, default_left, zero_is_missing,
     is_categorical, category_offsets, categories, missing, strict_less,
     tree_leaf_offsets, slot_offsets, edge_offsets, edge_node, edge_left, edge_slot,
 ):
-    """Count the distinct background patterns of every leaf, or write them.
+    """Write the distinct background patterns of the leaves of trees ``first_tree:last_tree``.
 
-    With ``count_only`` the number of distinct patterns of leaf ``l`` goes
-    to ``leaf_offsets[l + 1]``; otherwise the patterns and their shares go to
-    ``pattern_out`` and ``weight_out`` from ``leaf_offsets[l]`` on. Both
-    passes list the patterns in the order of their first background row.
+    Leaf ``l`` (counted from the first tree's first leaf) may write
+    ``entry_capacity[l]:entry_capacity[l + 1]`` of ``weight_out`` and
+    ``word_capacity[l]:...`` of ``pattern_out``, room for a pattern per
+    background row or per possible pattern, whichever is fewer; it writes its
+    number of distinct patterns to ``n_entries[l]``.
     """
     n_bg = B.shape[0]
-    for t in prange(tree_offsets.shape[0] - 1):
+    leaf_base = tree_leaf_offsets[first_tree]
+    for t in prange(first_tree, last_tree):
         start = tree_offsets[t]
         n_nodes = tree_offsets[t + 1] - start
         # One row of decisions per node makes each path edge a contiguous
@@ -226,74 +334,112 @@ def _background_patterns(
         max_slots = 0
         for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
             max_slots = max(max_slots, slot_offsets[leaf + 1] - slot_offsets[leaf])
-        counts = np.zeros(1 << min(max_slots, DENSE_COUNT_BITS), dtype=np.int64)
-        codes = np.empty(n_bg, dtype=np.int64)
+        dense = np.zeros(1 << min(max_slots, DENSE_COUNT_BITS), dtype=np.int64)
+        codes = np.empty((n_bg, _n_words(max_slots)), dtype=np.int64)
         distinct = np.empty(n_bg, dtype=np.int64)
+        counts = np.empty(n_bg, dtype=np.int64)
         for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
             n_slots = slot_offsets[leaf + 1] - slot_offsets[leaf]
-            codes[:] = (np.int64(1) << n_slots) - 1
-            for e in range(edge_offsets[leaf], edge_offsets[leaf + 1]):
-                clear = ~(np.int64(1) << edge_slot[e])
-                row = decisions[edge_node[e]]
-                went_left = edge_left[e]
-                for r in range(n_bg):
-                    if row[r] != went_left:
-                        codes[r] &= clear
-            n_distinct = 0
+            n_words = _n_words(n_slots)
+            _leaf_codes(
+                codes, n_slots, decisions, edge_offsets[leaf], edge_offsets[leaf + 1],
+                edge_node, edge_left, edge_slot,
+            )
             if n_slots <= DENSE_COUNT_BITS:
+                n_distinct = 0
                 for r in range(n_bg):
-                    if counts[codes[r]] == 0:
-                        distinct[n_distinct] = codes[r]
+                    code = codes[r, 0]
+                    if dense[code] == 0:
+                        distinct[n_distinct] = r
                         n_distinct += 1
-                    counts[codes[r]] += 1
-            else:
-                order = np.argsort(codes, kind="mergesort")
-                for i in range(n_bg):
-                    code = codes[order[i]]
-                    if i == 0 or code != codes[order[i - 1]]:
-                        distinct[n_distinct] = code
-                        n_distinct += 1
-            if count_only:
-                leaf_offsets[leaf + 1] = n_distinct
-            else:
-                first = leaf_offsets[leaf]
+                    dense[code] += 1
                 for i in range(n_distinct):
-                    pattern_out[first + i] = distinct[i]
-                    weight_out[first + i] = 0.0
-                if n_slots <= DENSE_COUNT_BITS:
-                    for i in range(n_distinct):
-                        weight_out[first + i] = counts[distinct[i]] / n_bg
-                else:
-                    for r in range(n_bg):
-                        for i in range(n_distinct):
-                            if distinct[i] == codes[r]:
-                                weight_out[first + i] += 1.0 / n_bg
-                                break
-            if n_slots <= DENSE_COUNT_BITS:
-                for i in range(n_distinct):
-                    counts[distinct[i]] = 0
+                    code = codes[distinct[i], 0]
+                    counts[i] = dense[code]
+                    dense[code] = 0
+            else:
+                n_distinct = _distinct_sorted(codes, n_words, distinct, counts)
+            n_entries[leaf - leaf_base] = n_distinct
+            first = entry_capacity[leaf - leaf_base]
+            words = word_capacity[leaf - leaf_base]
+            for i in range(n_distinct):
+                weight_out[first + i] = counts[i] / n_bg
+                for w in range(n_words):
+                    pattern_out[words + i * n_words + w] = codes[distinct[i], w]
+
+
+#: Largest scratch memory, in bytes, for the patterns of one group of trees
+#: while the background is summarised.
+SUMMARY_SCRATCH_BYTES = 64 << 20
 
 
 def summarise_background(ensemble, paths, background: NDArray[np.float64]) -> BackgroundSummary:
-    """Summarise ``background`` (rows in model column order) for ``ensemble``."""
+    """Summarise ``background`` (rows in model column order) for ``ensemble``.
+
+    Trees are summarised in groups whose scratch (room for every leaf's
+    largest possible number of patterns) stays within
+    ``SUMMARY_SCRATCH_BYTES``, then each leaf's patterns are packed.
+    """
     n = ensemble.nodes
-    n_leaves = paths.leaf_node.shape[0]
-    leaf_offsets = np.zeros(n_leaves + 1, dtype=np.int64)
+    n_bg = background.shape[0]
+    n_slots = np.diff(paths.slot_offsets)
+    n_words = np.maximum(1, -(-n_slots // WORD_BITS))
+    possible = np.where(n_slots < 62, np.left_shift(1, np.minimum(n_slots, 61)), n_bg)
+    capacity = np.minimum(possible, n_bg)
+    leaf_bytes = capacity * (8 + 8 * n_words)
+    tree_leaf_offsets = paths.tree_leaf_offsets
+    tree_bytes = np.add.reduceat(leaf_bytes, tree_leaf_offsets[:-1]) if len(leaf_bytes) else []
     args = (
         ensemble.tree_offsets, n.left, n.feature, n.threshold, n.default_left,
         n.zero_is_missing, n.is_categorical, n.category_offsets, n.categories,
-        ensemble.missing, ensemble.decision_type == "<", paths.tree_leaf_offsets,
+        ensemble.missing, ensemble.decision_type == "<", tree_leaf_offsets,
         paths.slot_offsets, paths.edge_offsets, paths.edge_node, paths.edge_left,
         paths.edge_slot,
     )
-    empty_patterns = np.empty(0, dtype=np.int64)
-    empty_weights = np.empty(0)
-    _background_patterns(background, True, leaf_offsets, empty_patterns, empty_weights, *args)
-    leaf_offsets = np.cumsum(leaf_offsets)
-    pattern = np.empty(int(leaf_offsets[-1]), dtype=np.int64)
-    weight = np.empty(int(leaf_offsets[-1]))
-    _background_patterns(background, False, leaf_offsets, pattern, weight, *args)
-    return BackgroundSummary(leaf_offsets, pattern, weight, int(background.shape[0]))
+    counts, patterns, weights = [], [], []
+    n_trees = ensemble.n_trees
+    first = 0
+    while first < n_trees:
+        last = first + 1
+        spent = tree_bytes[first]
+        while last < n_trees and spent + tree_bytes[last] <= SUMMARY_SCRATCH_BYTES:
+            spent += tree_bytes[last]
+            last += 1
+        leaves = slice(tree_leaf_offsets[first], tree_leaf_offsets[last])
+        entry_capacity = np.concatenate([[0], np.cumsum(capacity[leaves])])
+        word_capacity = np.concatenate([[0], np.cumsum(capacity[leaves] * n_words[leaves])])
+        n_entries = np.zeros(leaves.stop - leaves.start, dtype=np.int64)
+        pattern = np.empty(int(word_capacity[-1]), dtype=np.int64)
+        weight = np.empty(int(entry_capacity[-1]))
+        _background_patterns(
+            background, first, last, entry_capacity, word_capacity, n_entries,
+            pattern, weight, *args,
+        )
+        # Keep each leaf's written entries and words, dropping the unused room.
+        entry_starts = entry_capacity[:-1]
+        word_starts = word_capacity[:-1]
+        kept_words = n_entries * n_words[leaves]
+        weights.append(weight[_ranges(entry_starts, n_entries)])
+        patterns.append(pattern[_ranges(word_starts, kept_words)])
+        counts.append((n_entries, kept_words))
+        first = last
+    n_entries = np.concatenate([c[0] for c in counts]) if counts else np.zeros(0, np.int64)
+    n_pattern_words = np.concatenate([c[1] for c in counts]) if counts else np.zeros(0, np.int64)
+    leaf_offsets = np.concatenate([[0], np.cumsum(n_entries)]).astype(np.int64)
+    pattern_offsets = np.concatenate([[0], np.cumsum(n_pattern_words)]).astype(np.int64)
+    pattern = np.concatenate(patterns) if patterns else np.zeros(0, np.int64)
+    weight = np.concatenate(weights) if weights else np.zeros(0)
+    return BackgroundSummary(leaf_offsets, pattern_offsets, pattern, weight, int(n_bg))
+
+
+def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Return the indices ``start:start + length`` of every pair, concatenated."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    shift = np.repeat(starts - (ends - lengths), lengths)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 @njit(**NJIT_FLAGS)
@@ -389,6 +535,11 @@ def _probability_batch(
                    categories, missing, strict_less)
         pair_phi = np.zeros((n_features, n_out))
         leaf_weights = np.zeros(max(max_slots, 1))
+        max_words = _n_words(max_slots)
+        ones = np.empty(max_words, dtype=np.int64)
+        q = np.empty(max_words, dtype=np.int64)
+        only_x = np.empty(max_words, dtype=np.int64)
+        only_b = np.empty(max_words, dtype=np.int64)
         jacobian = np.zeros((n_out, n_out))
         probability = np.zeros(n_out)
         delta = np.zeros(n_out)
@@ -401,21 +552,20 @@ def _probability_batch(
                     n_slots = slot_offsets[leaf + 1] - s0
                     if n_slots == 0:
                         continue
-                    full = (np.int64(1) << n_slots) - 1
-                    ones = full
-                    q = full
+                    for w in range(_n_words(n_slots)):
+                        ones[w] = _full_word(n_slots, w)
+                        q[w] = ones[w]
                     for e in range(edge_offsets[leaf], edge_offsets[leaf + 1]):
                         node = edge_node[e] + tree_offsets[t]
-                        clear = ~(np.int64(1) << edge_slot[e])
+                        word = edge_slot[e] // WORD_BITS
+                        clear = ~(np.int64(1) << (edge_slot[e] % WORD_BITS))
                         if row_left[node] != edge_left[e]:
-                            ones &= clear
+                            ones[word] &= clear
                         if background_left[r, node] != edge_left[e]:
-                            q &= clear
-                    if (ones | q) != full or ones == q:
-                        continue
+                            q[word] &= clear
                     leaf_weights[:n_slots] = 0.0
-                    _add_pair_game(
-                        leaf_weights, n_slots, ones & ~q, q & ~ones, 1.0, beta, 1
+                    _add_if_covered(
+                        leaf_weights, n_slots, ones, q, 1.0, beta, 1, only_x, only_b
                     )
                     node = leaf_node[leaf]
                     for s in range(n_slots):

@@ -109,13 +109,16 @@ def _path_dependent_pairs(
                 out_row[s * n_slots + r] += left_product[r] * suffix
                 if r != s:
                     suffix *= factor[r]
+    # Cell (s, r) with s < r gives both halves, so the matrix is exactly symmetric.
     for s in range(n_slots):
-        d_s = ones[s] - zero[s]
+        for r in range(s + 1, n_slots):
+            pair = 0.5 * (ones[s] - zero[s]) * (ones[r] - zero[r]) * out_row[s * n_slots + r]
+            out_row[s * n_slots + r] = pair
+            out_row[r * n_slots + s] = pair
+    for s in range(n_slots):
         row = s * n_slots
-        shap_weight = d_s * out_row[row + s]
         off_diagonal = 0.0
         for r in range(n_slots):
             if r != s:
-                out_row[row + r] *= 0.5 * d_s * (ones[r] - zero[r])
                 off_diagonal += out_row[row + r]
-        out_row[row + s] = shap_weight - off_diagonal
+        out_row[row + s] = (ones[s] - zero[s]) * out_row[row + s] - off_diagonal

@@ -30,10 +30,12 @@ from numpy.typing import NDArray
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
 from fastshap.ensemble import TreeEnsemble
 from fastshap.kernels.interventional import (
+    WORD_BITS,
     BackgroundSummary,
     _interventional_leaf_table,
     _popcount,
     beta_table,
+    empty_summary_arrays,
 )
 from fastshap.kernels.leaf_paths import LeafPaths, _node_parents
 from fastshap.kernels.path_dependent import _path_dependent_pairs
@@ -255,13 +257,13 @@ def _fill_tables(
     block_slot_feature, table_offsets, table, value, tree_leaf_offsets,
     leaf_node, slot_offsets, slot_feature, slot_zero, edge_offsets, edge_node,
     edge_left, edge_slot, quad_offsets, quad_t, quad_w, interventional, order,
-    bg_offsets, bg_pattern, bg_weight, beta,
+    bg_offsets, bg_pattern_offsets, bg_pattern, bg_weight, beta,
 ):
     """Fill the tables of all tabled trees, in parallel over trees.
 
     Path-dependent tables weigh each leaf by its cover fractions; with
-    ``interventional`` they weigh it by the background summary
-    (``bg_offsets``, ``bg_pattern``, ``bg_weight``). ``order`` 2 tabulates
+    ``interventional`` they weigh it by the background summary (the
+    ``bg_*`` arrays of ``BackgroundSummary``). ``order`` 2 tabulates
     interaction values instead of SHAP values.
     """
     for t in prange(tree_offsets.shape[0] - 1):
@@ -279,6 +281,8 @@ def _fill_tables(
         ones = np.empty(max_slots)
         factor = np.empty(max_slots)
         left_product = np.empty(max_slots)
+        only_x = np.empty(1, dtype=np.int64)
+        only_b = np.empty(1, dtype=np.int64)
         products = np.empty((1 << max_slots, (max_slots + 1) // 2))
         slot_map = np.empty(max_slots, dtype=np.int64)
         edge_split = np.empty(max_edges, dtype=np.int64)
@@ -290,8 +294,8 @@ def _fill_tables(
             zero = slot_zero[l0:l0 + n_slots]
             if interventional:
                 _interventional_leaf_table(
-                    leaf_weights, n_slots, bg_offsets[leaf], bg_offsets[leaf + 1],
-                    bg_pattern, bg_weight, beta, order,
+                    leaf_weights, n_slots, leaf, bg_offsets, bg_pattern_offsets,
+                    bg_pattern, bg_weight, beta, order, only_x, only_b,
                 )
             elif order == 1:
                 _leaf_table(
@@ -319,15 +323,26 @@ def _fill_tables(
 
 @njit(**NJIT_FLAGS)
 def _interventional_fill_cost(
-    n_trees, tree_leaf_offsets, slot_offsets, bg_offsets, bg_pattern, order
+    n_trees, tree_leaf_offsets, slot_offsets, bg_offsets, bg_pattern_offsets,
+    bg_pattern, order,
 ):
-    """Return, per tree, the operations that filling its interventional tables costs."""
+    """Return, per tree, the operations that filling its interventional tables costs.
+
+    A tree with a path of more than 62 distinct features gets the largest
+    cost, as its patterns take several words and its blocks are too wide
+    to tabulate anyway.
+    """
     cost = np.zeros(n_trees, dtype=np.int64)
     for t in range(n_trees):
         for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
             n_slots = slot_offsets[leaf + 1] - slot_offsets[leaf]
-            for e in range(bg_offsets[leaf], bg_offsets[leaf + 1]):
-                cost[t] += (np.int64(1) << _popcount(bg_pattern[e])) * n_slots**order
+            if n_slots > WORD_BITS:
+                cost[t] = np.iinfo(np.int64).max
+                break
+            first = bg_offsets[leaf]
+            for e in range(first, bg_offsets[leaf + 1]):
+                q = bg_pattern[bg_pattern_offsets[leaf] + e - first]
+                cost[t] += (np.int64(1) << _popcount(q)) * n_slots**order
     return cost
 
 
@@ -474,12 +489,13 @@ def build_pattern_tables(
     if background is not None:
         fill_cost = _interventional_fill_cost(
             ensemble.tree_offsets.shape[0] - 1, paths.tree_leaf_offsets,
-            paths.slot_offsets, background.leaf_offsets, background.pattern, order,
+            paths.slot_offsets, background.leaf_offsets, background.pattern_offsets,
+            background.pattern, order,
         )
         too_wide = too_wide | (fill_cost > MAX_FILL_COST * layout["tree_entries"])
-        bg_arrays = (background.leaf_offsets, background.pattern, background.weight)
+        bg_arrays = background.arrays
     else:
-        bg_arrays = (np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        bg_arrays = empty_summary_arrays()
     uses_table = choose_tabled_trees(layout["tree_entries"], too_wide, memory_limit // 8)
 
     block_keep = uses_table[layout["block_tree"]]
