@@ -166,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
             "for example -999 (default: NaN only)"
         ),
     )
+    model_data.add_argument(
+        "--background", default=None, metavar="FILE",
+        help=(
+            "table of background rows, .parquet, .pq or .csv, with the model's "
+            "feature columns: compute interventional SHAP values against these "
+            "rows instead of path-dependent values. All rows are used; the "
+            "cost per explained row does not grow with their number."
+        ),
+    )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True
     )
@@ -369,13 +378,36 @@ def _check_output(path: str | None, force: bool) -> None:
         check_output_path(path, force=force)
 
 
-def _load_explainer(path: str, missing: float | None) -> fastshap.Explainer:
+def _load_explainer(
+    path: str, missing: float | None, background_path: str | None = None
+) -> fastshap.Explainer:
+    """Load the model, and the background rows when given, and prepare them."""
+    ensemble = _load_ensemble(path, missing)
+    background = None
+    if background_path is not None:
+        if os.path.isdir(background_path):
+            raise CommandError(
+                f"background file {background_path!r} is a folder. Pass one "
+                f"parquet or CSV file."
+            )
+        try:
+            frame = _read_data(background_path)
+            background = _model_features(frame, ensemble, background_path)
+        except CommandError as error:
+            # The readers name the file a data file; this one is the background.
+            raise CommandError(
+                str(error).replace("data file", "background file", 1)
+            ) from error
+    return fastshap.Explainer(ensemble, background=background)
+
+
+def _load_ensemble(path: str, missing: float | None) -> TreeEnsemble:
     if os.path.isdir(path):
         raise CommandError(f"model file {path!r} is a folder. Pass the model file.")
     if not os.path.isfile(path):
         raise CommandError(f"model file {path!r} not found. Check the path.")
     try:
-        return fastshap.Explainer(path, missing=missing)
+        return fastshap.load_model(path, missing=missing)
     except (ModelFormatError, UnsupportedModelError, PermissionError) as error:
         raise CommandError(str(error)) from error
     except ImportError as error:
@@ -611,7 +643,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.scheduler is not None or os.path.isdir(args.data):
         return _run_explain_dask(args)
     _check_output(args.output, args.force)
-    explainer = _load_explainer(args.model, args.missing)
+    explainer = _load_explainer(args.model, args.missing, args.background)
     frame = _read_data(args.data)
     features = _model_features(frame, explainer.ensemble, args.data)
     explanation, seconds = _explain(explainer, features, args)
@@ -629,7 +661,7 @@ def run_explain(args: argparse.Namespace) -> int:
 def _run_explain_dask(args: argparse.Namespace) -> int:
     """Explain DATA block by block with dask and write OUTPUT as a parquet dataset."""
     _check_dataset_output(args.output, args.force)
-    explainer = _load_explainer(args.model, args.missing)
+    explainer = _load_explainer(args.model, args.missing, args.background)
     started = time.perf_counter()
     with _dask_client(args.scheduler, args.scheduler_timeout):
         frame = _read_dask_data(args.data)
@@ -755,7 +787,7 @@ def _dataset_rows(path: str) -> int:
 def run_rank(args: argparse.Namespace) -> int:
     """Print the features ranked by mean absolute SHAP value, overall or by segment."""
     _check_output(args.output, args.force)
-    explainer = _load_explainer(args.model, args.missing)
+    explainer = _load_explainer(args.model, args.missing, args.background)
     frame = _read_data(args.data)
     if args.by is not None and args.by not in frame.columns:
         shown = ", ".join(frame.columns[:20]) + (" ..." if frame.shape[1] > 20 else "")

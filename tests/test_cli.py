@@ -173,6 +173,64 @@ def test_explain_values_add_up(regression_files, tmp_path, capsys):
     np.testing.assert_allclose(table.sum(axis=1).to_numpy(), margin, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("command", ["explain", "rank"])
+def test_background_option(command, regression_files, tmp_path, capsys):
+    """--background gives the interventional values of fastshap.explain(background=)."""
+    output = tmp_path / "out.parquet"
+    background_path = tmp_path / "background.csv"
+    frame = regression_files["frame"]
+    frame.iloc[:80].to_csv(background_path, index=False)
+    background = frame[FEATURES].iloc[:80]
+    expected = fastshap.explain(
+        regression_files["json"], frame[FEATURES], background=background
+    )
+
+    status, stdout, stderr = run(
+        capsys, command, regression_files["json"], regression_files["parquet"],
+        "--background", background_path, "-o", output, "-q",
+    )
+
+    assert status == 0, stderr
+    if command == "explain":
+        table = pd.read_parquet(output)
+        np.testing.assert_array_equal(table[FEATURES].to_numpy(), expected.values)
+        np.testing.assert_array_equal(
+            table["base_value"].to_numpy(), np.full(300, expected.base_values[0])
+        )
+    else:
+        ranked = pd.read_parquet(output)
+        np.testing.assert_allclose(
+            ranked.set_index("feature").loc[FEATURES, "mean_abs_shap"],
+            np.abs(expected.values).mean(axis=0),
+            rtol=1e-12,
+        )
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "background file"),
+        ("a,b\n1,2\n", "background file"),
+    ],
+    ids=["missing", "missing-columns"],
+)
+def test_background_option_errors(content, fragment, regression_files, tmp_path, capsys):
+    background_path = tmp_path / "background.csv"
+    if content is not None:
+        background_path.write_text(content)
+    output = tmp_path / "shap.parquet"
+    before = folder_listing(tmp_path)
+
+    status, _, stderr = run(
+        capsys, "explain", regression_files["json"], regression_files["parquet"],
+        "--background", background_path, "-o", output,
+    )
+
+    assert status == 2
+    assert_one_line_error(stderr, "explain", fragment, str(background_path))
+    assert folder_listing(tmp_path) == before
+
+
 def test_explain_csv_output(regression_files, tmp_path, capsys):
     """A CSV output contains the same values, written with full float64 precision."""
     output = tmp_path / "shap.csv"

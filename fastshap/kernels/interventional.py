@@ -296,7 +296,7 @@ def _distinct_sorted(codes, n_words, distinct, counts):
 @njit(**NJIT_PARALLEL_FLAGS)
 def _background_patterns(
     B, first_tree, last_tree, entry_capacity, word_capacity, n_entries, pattern_out,
-    weight_out, tree_offsets, left, feature, threshold, default_left, zero_is_missing,
+    weight_out, dense_bits, tree_offsets, left, feature, threshold, default_left, zero_is_missing,
     is_categorical, category_offsets, categories, missing, strict_less,
     tree_leaf_offsets, slot_offsets, edge_offsets, edge_node, edge_left, edge_slot,
 ):
@@ -306,7 +306,8 @@ def _background_patterns(
     ``entry_capacity[l]:entry_capacity[l + 1]`` of ``weight_out`` and
     ``word_capacity[l]:...`` of ``pattern_out``, room for a pattern per
     background row or per possible pattern, whichever is fewer; it writes its
-    number of distinct patterns to ``n_entries[l]``.
+    number of distinct patterns to ``n_entries[l]``. Leaves of at most
+    ``dense_bits`` distinct features count patterns in a dense array.
     """
     n_bg = B.shape[0]
     leaf_base = tree_leaf_offsets[first_tree]
@@ -334,7 +335,7 @@ def _background_patterns(
         max_slots = 0
         for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
             max_slots = max(max_slots, slot_offsets[leaf + 1] - slot_offsets[leaf])
-        dense = np.zeros(1 << min(max_slots, DENSE_COUNT_BITS), dtype=np.int64)
+        dense = np.zeros(1 << min(max_slots, dense_bits), dtype=np.int64)
         codes = np.empty((n_bg, _n_words(max_slots)), dtype=np.int64)
         distinct = np.empty(n_bg, dtype=np.int64)
         counts = np.empty(n_bg, dtype=np.int64)
@@ -345,7 +346,7 @@ def _background_patterns(
                 codes, n_slots, decisions, edge_offsets[leaf], edge_offsets[leaf + 1],
                 edge_node, edge_left, edge_slot,
             )
-            if n_slots <= DENSE_COUNT_BITS:
+            if n_slots <= dense_bits:
                 n_distinct = 0
                 for r in range(n_bg):
                     code = codes[r, 0]
@@ -373,7 +374,9 @@ def _background_patterns(
 SUMMARY_SCRATCH_BYTES = 64 << 20
 
 
-def summarise_background(ensemble, paths, background: NDArray[np.float64]) -> BackgroundSummary:
+def summarise_background(
+    ensemble, paths, background: NDArray[np.float64], dense_bits: int = DENSE_COUNT_BITS
+) -> BackgroundSummary:
     """Summarise ``background`` (rows in model column order) for ``ensemble``.
 
     Trees are summarised in groups whose scratch (room for every leaf's
@@ -413,7 +416,7 @@ def summarise_background(ensemble, paths, background: NDArray[np.float64]) -> Ba
         weight = np.empty(int(entry_capacity[-1]))
         _background_patterns(
             background, first, last, entry_capacity, word_capacity, n_entries,
-            pattern, weight, *args,
+            pattern, weight, dense_bits, *args,
         )
         # Keep each leaf's written entries and words, dropping the unused room.
         entry_starts = entry_capacity[:-1]
