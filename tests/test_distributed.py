@@ -149,6 +149,46 @@ def test_multi_output_values_and_rank(client, multiclass_model):
     _assert_rank_equal(explanation.rank(), expected.rank())
 
 
+@pytest.mark.parametrize("kind", ["array", "dataframe"])
+def test_interventional_interactions_equal_in_memory(client, segmented, kind):
+    """Background summary and interaction tables travel with the explainer."""
+    model, _, frame = segmented
+    explainer = fastshap.Explainer(model, background=frame[["a", "b", "c", "d"]].iloc[:150])
+    features = frame[["c", "a", "d", "b"]]
+    expected = explainer.explain(features, interactions=True)
+    if kind == "array":
+        features = features[["a", "b", "c", "d"]]
+        expected = explainer.explain(features, interactions=True)
+        X = da.from_array(features.to_numpy(), chunks=(90, 4))
+    else:
+        X = dd.from_pandas(features, npartitions=4)
+
+    explanation = explainer.explain(X, interactions=True)
+    values, interactions = dask.compute(
+        explanation.values, explanation.interaction_values
+    )
+
+    assert explanation.feature_names == expected.feature_names
+    assert interactions.shape == (len(frame), 4, 4)
+    assert_array_equal(explanation.base_values, expected.base_values)
+    assert_array_equal(interactions, expected.interaction_values)
+    np.testing.assert_allclose(values, expected.values, rtol=0, atol=1e-12)
+
+
+def test_multi_output_probability_equal_in_memory(client, multiclass_model):
+    model, features = multiclass_model
+    explainer = fastshap.Explainer(model, background=features[:40], output="probability")
+    expected = explainer.explain(features[:60])
+    X = da.from_array(features[:60], chunks=(25, 4))
+
+    explanation = explainer.explain(X)
+
+    assert explanation.values.chunks == (X.chunks[0], (4,), (3,))
+    assert_array_equal(explanation.values.compute(), expected.values)
+    total = expected.values.sum(axis=1) + expected.base_values
+    np.testing.assert_allclose(total, model.predict_proba(features[:60]), atol=1e-6)
+
+
 def test_dask_not_imported_for_numpy():
     script = (
         "import sys, numpy as np, xgboost as xgb, fastshap\n"
