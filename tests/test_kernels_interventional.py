@@ -81,7 +81,8 @@ def test_paths_longer_than_one_pattern_word(memory_limit):
         rng, depth=110, n_features=300, branch_probability=0.05
     )
     x = spine_row(ensemble, rng)
-    players = [int(f) for f in rng.choice(np.unique(ensemble.nodes.feature[ensemble.nodes.left >= 0]), 6, replace=False)]
+    split_features = np.unique(ensemble.nodes.feature[ensemble.nodes.left >= 0])
+    players = [int(f) for f in rng.choice(split_features, 6, replace=False)]
     background = np.tile(x, (5, 1))
     for row in background:
         changed = rng.choice(players, 3, replace=False)

@@ -304,9 +304,9 @@ def _background_patterns(
 
     Leaf ``l`` (counted from the first tree's first leaf) may write
     ``entry_capacity[l]:entry_capacity[l + 1]`` of ``weight_out`` and
-    ``word_capacity[l]:...`` of ``pattern_out``, room for a pattern per
-    background row or per possible pattern, whichever is fewer; it writes its
-    number of distinct patterns to ``n_entries[l]``. Leaves of at most
+    ``word_capacity[l]:...`` of ``pattern_out``. That is room for a pattern
+    per background row or per possible pattern, whichever is fewer. The
+    leaf's number of distinct patterns goes to ``n_entries[l]``. Leaves of at most
     ``dense_bits`` distinct features count patterns in a dense array.
     """
     n_bg = B.shape[0]
@@ -471,10 +471,10 @@ def _softmax_secant(m_b, delta, gl_t, gl_w, jacobian, probability):
 
     ``jacobian[k, l] = integral_0^1 p_k (1[k == l] - p_l) dt`` with ``p`` the
     softmax of ``m_b + t delta``. Then ``jacobian @ delta`` is the change of
-    the probabilities along the segment. The integrand is analytic; the
-    segment is cut into panels of at most one unit of spread in ``delta``,
-    each integrated by the Gauss-Legendre rule ``gl_t``, ``gl_w`` on [0, 1],
-    which with 8 points keeps the error near float64 rounding.
+    the probabilities along the segment. The segment is cut into panels of
+    at most one unit of spread in ``delta``, and each panel is integrated by
+    the Gauss-Legendre rule ``gl_t``, ``gl_w`` on [0, 1]. The integrand is
+    analytic, so 8 points per panel keep the error near float64 rounding.
     """
     n_out = m_b.shape[0]
     jacobian[:, :] = 0.0

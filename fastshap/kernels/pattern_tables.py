@@ -201,7 +201,7 @@ def _add_leaf_to_block(
 ):
     """Add a leaf's contributions to its block's table, for every block pattern.
 
-    ``leaf_weights[o]`` holds one weight per leaf slot (``order == 1``) or one
+    ``leaf_weights[o]`` contains one weight per leaf slot (``order == 1``) or one
     per pair of leaf slots (``order == 2``, C order) for leaf pattern ``o``.
     """
     prefix = block_prefix_bits[b]
