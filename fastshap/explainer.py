@@ -468,7 +468,8 @@ def _check_background(background: Any, ensemble: TreeEnsemble) -> NDArray[np.flo
     try:
         array, _, _ = check_X(background, ensemble)
     except (ValueError, TypeError) as error:
-        raise type(error)(f"`background`: {error}") from error
+        # check_X names its argument X; here the rows are the background.
+        raise type(error)(str(error).replace("`X`", "`background`")) from error
     if array.shape[0] == 0:
         raise ValueError(
             "`background` must have at least one row; got 0 rows. Pass a sample "
