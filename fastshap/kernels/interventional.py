@@ -295,12 +295,15 @@ def _distinct_sorted(codes, n_words, distinct, counts):
 
 @njit(**NJIT_PARALLEL_FLAGS)
 def _background_patterns(
-    B, first_tree, last_tree, entry_capacity, word_capacity, n_entries, pattern_out,
+    columns, first_tree, last_tree, entry_capacity, word_capacity, n_entries, pattern_out,
     weight_out, dense_bits, tree_offsets, left, feature, threshold, default_left, zero_is_missing,
     is_categorical, category_offsets, categories, missing, strict_less,
     tree_leaf_offsets, slot_offsets, edge_offsets, edge_node, edge_left, edge_slot,
 ):
     """Write the distinct background patterns of the leaves of trees ``first_tree:last_tree``.
+
+    ``columns`` is the background transposed, one row per feature, so that
+    each node reads its feature's values contiguously.
 
     Leaf ``l`` (counted from the first tree's first leaf) may write
     ``entry_capacity[l]:entry_capacity[l + 1]`` of ``weight_out`` and
@@ -309,7 +312,7 @@ def _background_patterns(
     leaf's number of distinct patterns goes to ``n_entries[l]``. Leaves of at most
     ``dense_bits`` distinct features count patterns in a dense array.
     """
-    n_bg = B.shape[0]
+    n_bg = columns.shape[1]
     leaf_base = tree_leaf_offsets[first_tree]
     for t in prange(first_tree, last_tree):
         start = tree_offsets[t]
@@ -320,8 +323,9 @@ def _background_patterns(
         for node in range(start, tree_offsets[t + 1]):
             if left[node] < 0:
                 continue
+            values = columns[feature[node]]
             for r in range(n_bg):
-                x_value = B[r, feature[node]]
+                x_value = values[r]
                 if is_categorical[node]:
                     decisions[node - start, r] = _category_goes_left(
                         x_value, node, default_left[node], category_offsets,
@@ -400,6 +404,7 @@ def summarise_background(
         paths.edge_slot,
     )
     counts, patterns, weights = [], [], []
+    columns = np.ascontiguousarray(background.T)
     n_trees = ensemble.n_trees
     first = 0
     while first < n_trees:
@@ -415,7 +420,7 @@ def summarise_background(
         pattern = np.empty(int(word_capacity[-1]), dtype=np.int64)
         weight = np.empty(int(entry_capacity[-1]))
         _background_patterns(
-            background, first, last, entry_capacity, word_capacity, n_entries,
+            columns, first, last, entry_capacity, word_capacity, n_entries,
             pattern, weight, dense_bits, *args,
         )
         # Keep each leaf's written entries and words, dropping the unused room.
