@@ -590,22 +590,28 @@ def _table_tree(
 
     out_start = tree_outputs[t, 0]
     n_out = tree_outputs[t, 1] - out_start
-    for b in range(tree_block_offsets[t], tree_block_offsets[t + 1]):
-        prefix = block_prefix_bits[b]
-        pattern = code[block_root[b] - start]
-        s_first = block_split_offsets[b]
-        for i in range(block_split_offsets[b + 1] - s_first):
-            if go_left[block_split_node[s_first + i] - start]:
-                pattern |= 1 << (prefix + i)
-        slot_first = block_slot_offsets[b]
-        n_slots = block_slot_offsets[b + 1] - slot_first
-        if order == 1:
+    # One loop per order, so that the order-1 loop has no branch per block.
+    if order == 1:
+        for b in range(tree_block_offsets[t], tree_block_offsets[t + 1]):
+            pattern = _block_pattern(
+                b, code, go_left, start, block_root, block_prefix_bits,
+                block_split_offsets, block_split_node,
+            )
+            slot_first = block_slot_offsets[b]
+            n_slots = block_slot_offsets[b + 1] - slot_first
             row = table_offsets[b] + pattern * n_slots * n_out
             for s in range(n_slots):
                 j = block_slot_feature[slot_first + s]
                 for k in range(n_out):
                     phi[j, out_start + k] += table[row + s * n_out + k]
-            continue
+        return
+    for b in range(tree_block_offsets[t], tree_block_offsets[t + 1]):
+        pattern = _block_pattern(
+            b, code, go_left, start, block_root, block_prefix_bits,
+            block_split_offsets, block_split_node,
+        )
+        slot_first = block_slot_offsets[b]
+        n_slots = block_slot_offsets[b + 1] - slot_first
         row = table_offsets[b] + pattern * n_slots * n_slots * n_out
         for s in range(n_slots):
             j = block_slot_feature[slot_first + s] * n_features
@@ -614,3 +620,18 @@ def _table_tree(
                 jr = j + block_slot_feature[slot_first + r]
                 for k in range(n_out):
                     phi[jr, out_start + k] += table[cell + k]
+
+
+@njit(inline="always", **NJIT_FLAGS)
+def _block_pattern(
+    b, code, go_left, start, block_root, block_prefix_bits, block_split_offsets,
+    block_split_node,
+):
+    """Return the row's pattern in block ``b``: prefix bits, then the block's decisions."""
+    prefix = block_prefix_bits[b]
+    pattern = code[block_root[b] - start]
+    s_first = block_split_offsets[b]
+    for i in range(block_split_offsets[b + 1] - s_first):
+        if go_left[block_split_node[s_first + i] - start]:
+            pattern |= 1 << (prefix + i)
+    return pattern
