@@ -4,6 +4,7 @@ from fastshap.ensemble import NodeArrays, TreeEnsemble
 from fastshap.exceptions import (
     AdditivityError,
     FastshapWarning,
+    InteractionValuesNotWrittenWarning,
     ModelFormatError,
     UnsupportedModelError,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Explainer",
     "Explanation",
     "FastshapWarning",
+    "InteractionValuesNotWrittenWarning",
     "ModelFormatError",
     "NodeArrays",
     "TreeEnsemble",

@@ -15,3 +15,7 @@ class AdditivityError(RuntimeError):
 
 class FastshapWarning(UserWarning):
     """Base class of fastshap's warnings."""
+
+
+class InteractionValuesNotWrittenWarning(FastshapWarning):
+    """An Explanation with interaction values was written without them."""

@@ -28,6 +28,7 @@ from fastshap.explanation import Explanation
 from fastshap.kernels.batch import _shap_batch
 from fastshap.kernels.interventional import (
     BackgroundSummary,
+    _mean_pair_visits,
     _probability_batch,
     beta_table,
     empty_summary_arrays,
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 ALGORITHMS = ("auto", "tree_path_dependent", "interventional")
 
 OUTPUTS = ("raw", "probability")
+
+#: Split criteria of scikit-learn tree classifiers, whose raw output already
+#: is the class probability.
+CLASSIFIER_CRITERIA = ("gini", "entropy", "log_loss")
 
 #: Links whose outputs ``output="probability"`` explains.
 PROBABILITY_LINKS = ("logit", "softmax")
@@ -67,6 +72,10 @@ DEFAULT_MEMORY_LIMIT = 1 << 30
 #: algorithm explained about 150 to 200 rows in the time the tables took to
 #: build, measured on a 2-core Intel Xeon.
 MIN_TABLE_ROWS = 256
+
+#: Pairs of background rows on which the cost of walking a tree per
+#: background row is measured.
+PAIR_SAMPLES = 32
 
 #: Rows per kernel call. Progress is reported and values are written block by block.
 DEFAULT_BLOCK_ROWS = 65_536
@@ -173,6 +182,7 @@ class Explainer:
             self.background_summary = summarise_background(
                 self.ensemble, self.paths, self.background
             )
+        self.tree_per_pair = self._choose_per_pair_trees()
         self.tables: PatternTables = self._build_tables(order=1)
         self._interaction_tables: PatternTables | None = None
         self.expected_value: NDArray[np.float64] = self._expected_value()
@@ -189,6 +199,32 @@ class Explainer:
             self.tables.nbytes / 2**20,
             self.ensemble.n_trees - n_tabled,
         )
+
+    def _choose_per_pair_trees(self) -> NDArray[np.bool_]:
+        """Mark the trees that cost less walked per background row than read from the summary.
+
+        Per explained row, the summary costs about its number of entries in
+        the tree's leaves, and walking costs the number of background rows
+        times the nodes a walk visits, measured on pairs of background rows.
+        Only trees without tables use either.
+        """
+        n_trees = self.ensemble.n_trees
+        if self.background_summary is None or n_trees == 0:
+            return np.zeros(n_trees, dtype=bool)
+        e = self.ensemble
+        n = e.nodes
+        visits = _mean_pair_visits(
+            self.background, min(PAIR_SAMPLES, len(self.background)), e.tree_offsets,
+            e.tree_outputs, n.left, n.right, n.feature, n.threshold, n.default_left,
+            n.zero_is_missing, n.is_categorical, n.category_offsets, n.categories,
+            e.missing, e.decision_type == "<", n.value,
+            beta_table(max(self.paths.max_slots, 1)), e.max_depth,
+        )
+        entries = np.diff(self.background_summary.leaf_offsets)
+        leaf_starts = self.paths.tree_leaf_offsets[:-1]
+        summary_cost = np.add.reduceat(entries, leaf_starts) if len(entries) else 0
+        summary_cost = np.where(np.diff(self.paths.tree_leaf_offsets) > 0, summary_cost, 0)
+        return len(self.background) * visits < summary_cost
 
     def _build_tables(self, order: int) -> PatternTables:
         limit = self.memory_limit
@@ -295,7 +331,10 @@ class Explainer:
                 self._interaction_tables.nbytes / 2**20,
             )
         shape = (n_rows, n_features**order, n_outputs)
-        values = np.empty(shape)
+        try:
+            values = np.empty(shape)
+        except MemoryError as error:
+            raise _values_memory_error(shape, interactions) from error
         # Kernels write in model column order. When the caller's order differs,
         # each block goes through a block-sized buffer instead of a full copy.
         scratch = None
@@ -370,11 +409,10 @@ class Explainer:
             _probability_batch(
                 array, self.background, self._predict(array), self._predict(self.background),
                 out, e.link == "softmax", *SOFTMAX_RULE, e.tree_offsets, e.tree_outputs,
-                n.left, n.feature, n.threshold, n.default_left, n.zero_is_missing,
+                n.left, n.right, n.feature, n.threshold, n.default_left, n.zero_is_missing,
                 n.is_categorical, n.category_offsets, n.categories, e.missing,
-                e.decision_type == "<", n.value, p.tree_leaf_offsets, p.leaf_node,
-                p.slot_offsets, p.slot_feature, p.edge_offsets, p.edge_node,
-                p.edge_left, p.edge_slot, beta_table(max(p.max_slots, 1)), p.max_slots,
+                e.decision_type == "<", n.value, beta_table(max(p.max_slots, 1)),
+                e.max_depth,
             )
             return
         summary = self.background_summary
@@ -398,7 +436,9 @@ class Explainer:
             p.tree_leaf_offsets, p.leaf_node, p.slot_offsets, p.slot_feature,
             p.slot_zero, p.edge_offsets, p.edge_node, p.edge_left, p.edge_slot,
             quad_offsets, quad_t, quad_w, summary is not None, order, *bg_arrays,
-            beta_table(max(p.max_slots, 1)), *tables,
+            beta_table(max(p.max_slots, 1)),
+            np.zeros((0, e.n_features)) if self.background is None else self.background,
+            self.tree_per_pair, e.max_depth, *tables,
         )
 
     def _check_additivity(
@@ -448,6 +488,12 @@ def _choose_algorithm(
                 "model_output='probability' does; got background=None. Pass "
                 "`background=`, or explain the margin with output='raw'."
             )
+        if ensemble.link == "identity" and ensemble.objective in CLASSIFIER_CRITERIA:
+            raise ValueError(
+                f"output='probability' is for margin models; this scikit-learn "
+                f"classifier (criterion {ensemble.objective!r}) already explains "
+                f"class probabilities with output='raw'. Use output='raw'."
+            )
         if ensemble.link not in PROBABILITY_LINKS:
             raise ValueError(
                 f"output='probability' explains logistic and softmax models; this "
@@ -462,8 +508,8 @@ def _check_background(background: Any, ensemble: TreeEnsemble) -> NDArray[np.flo
     if is_dask_collection(background):
         raise TypeError(
             "`background` must be in memory (a numpy array or pandas DataFrame); got "
-            "a dask collection. Pass a sample, for example "
-            "`background.head(10_000)` or `background.compute()`."
+            "a dask collection. Pass a sample that fits in memory, for example "
+            "`frame.sample(frac=0.01).compute()` or `array[:10_000].compute()`."
         )
     try:
         array, _, _ = check_X(background, ensemble)
@@ -484,6 +530,17 @@ def transform_margin(margin: NDArray[np.float64], link: str) -> NDArray[np.float
         shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
     return 1.0 / (1.0 + np.exp(-margin))
+
+
+def _values_memory_error(shape: tuple[int, int, int], interactions: bool) -> MemoryError:
+    """Return the error for a value array that does not fit in memory, with the fixes."""
+    gib = 8 * float(np.prod(shape)) / 2**30
+    what = "interaction values" if interactions else "SHAP values"
+    return MemoryError(
+        f"the {what} of {shape[0]:,} rows need {gib:.1f} GiB, more than is free. "
+        f"Explain fewer rows per call, or pass a dask array or dataframe to compute "
+        f"them block by block."
+    )
 
 
 def _reorder_features(
@@ -520,7 +577,9 @@ def explain(
     for the parameters. When ``memory_limit`` is None (the default), tables
     get the default budget of 1 GiB, except for fewer than
     ``MIN_TABLE_ROWS`` (256) rows, which the direct algorithm explains sooner
-    than the tables are built. Both give the same values.
+    than the tables are built. Both give the same values. With a
+    ``background`` the tables are always built, as the interventional
+    algorithms without them cost far more per row.
 
     Examples
     --------
@@ -535,7 +594,10 @@ def explain(
     if memory_limit is None:
         n_rows = getattr(X, "shape", (None,))[0]
         few_rows = isinstance(n_rows, (int, np.integer)) and n_rows < MIN_TABLE_ROWS
-        memory_limit = 0 if few_rows else DEFAULT_MEMORY_LIMIT
+        # Without tables, interventional values cost a walk per background
+        # row or a pass over the summary, far more than path-dependent ones.
+        skip_tables = few_rows and background is None
+        memory_limit = 0 if skip_tables else DEFAULT_MEMORY_LIMIT
     explainer = Explainer(
         model, background=background, output=output, missing=missing,
         algorithm=algorithm, memory_limit=memory_limit,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from fastshap._io import atomic_output
+from fastshap.exceptions import InteractionValuesNotWrittenWarning
 from fastshap._validation import check_bool
 
 
@@ -211,6 +213,10 @@ class Explanation:
     ) -> None:
         """Write the values, one column per feature plus the base value, to parquet.
 
+        Interaction values are not written, and an
+        ``InteractionValuesNotWrittenWarning`` says so. Save
+        ``interaction_values`` separately, for example with ``numpy.save``.
+
         Columns are the feature names and ``base_value`` for one output. For
         several outputs they are ``FEATURE[{output_label}_K]`` for every
         output ``K`` and feature, then ``base_value[{output_label}_K]``, as
@@ -237,6 +243,14 @@ class Explanation:
         progress : bool, default=False
             Show a progress bar on stderr while dask values are computed.
         """
+        if self.interaction_values is not None:
+            warnings.warn(
+                "to_parquet writes the SHAP values only, not the interaction values. "
+                "Save `interaction_values` separately, for example with numpy.save "
+                "(or dask.array.to_zarr for dask values).",
+                InteractionValuesNotWrittenWarning,
+                stacklevel=2,
+            )
         from fastshap.distributed import is_dask_collection, write_parquet_dataset
 
         check_bool("overwrite", overwrite)

@@ -11,6 +11,7 @@ compute raise ``NotImplementedError`` naming the argument.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,25 @@ _MODEL_OUTPUTS = ("raw", "probability")
 
 
 def _not_implemented(argument: str, value: Any, supported: str) -> NotImplementedError:
+    """Return the error for an argument value that fastshap does not compute.
+
+    Arrays and frames are shown by their type, as ``data=<DataFrame>``.
+    """
+    is_scalar = value is None or isinstance(value, (str, bool, int, float))
+    shown = repr(value) if is_scalar else f"<{type(value).__name__}>"
     return NotImplementedError(
-        f"fastshap.TreeExplainer does not support {argument}={value!r} yet; "
-        f"{supported}. Use shap.TreeExplainer for this setting."
+        f"fastshap.TreeExplainer does not support {argument}={shown}. "
+        f"{supported[0].upper()}{supported[1:]}. Use shap.TreeExplainer for this "
+        f"setting."
     )
+
+
+def _shap_argument_names(error: ValueError) -> ValueError:
+    """Return ``error`` with fastshap.Explainer's argument names replaced by shap's."""
+    message = re.sub(r"(?<![\w_])output=", "model_output=", str(error))
+    message = message.replace("background=None", "data=None")
+    message = message.replace("`background=`", "`data=`").replace("`background`", "`data`")
+    return type(error)(message)
 
 
 class TreeExplainer:
@@ -95,7 +111,7 @@ class TreeExplainer:
             )
         if feature_perturbation == "tree_path_dependent" and data is not None:
             raise _not_implemented(
-                "data", type(data).__name__,
+                "data", data,
                 "with feature_perturbation='tree_path_dependent' the covers come "
                 "from the model, so pass data=None, or use "
                 "feature_perturbation='interventional' to explain against data",
@@ -121,9 +137,12 @@ class TreeExplainer:
             "tree_path_dependent" if data is None else "interventional"
         )
         self.n_jobs = n_jobs
-        self._explainer = Explainer(
-            model, background=data, output=model_output, memory_limit=memory_limit
-        )
+        try:
+            self._explainer = Explainer(
+                model, background=data, output=model_output, memory_limit=memory_limit
+            )
+        except ValueError as error:
+            raise _shap_argument_names(error) from error
         self._feature_names = None if feature_names is None else list(feature_names)
         if (
             self._feature_names is not None
@@ -151,7 +170,7 @@ class TreeExplainer:
     ) -> Explanation:
         if y is not None:
             raise _not_implemented(
-                "y", type(y).__name__, "labels are only needed for model_output='log_loss'"
+                "y", y, "labels are only needed for model_output='log_loss'"
             )
         if tree_limit is not None:
             raise _not_implemented(

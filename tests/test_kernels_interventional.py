@@ -189,3 +189,56 @@ def test_beta_table_matches_factorials():
     for i, j in itertools.product(range(21), repeat=2):
         expected = math.factorial(i) * math.factorial(j) / math.factorial(i + j + 1)
         assert beta[i, j] == pytest.approx(expected, rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        reference.SyntheticSpec(n_trees=4, max_depth=4, n_features=6),
+        reference.SyntheticSpec(
+            n_trees=4, max_depth=4, n_features=6, n_outputs=3, output_ranges="random",
+            categorical_features=(1,), path_features=2, zero_cover_probability=0.2,
+        ),
+    ],
+    ids=["numeric", "categorical-multi-output"],
+)
+@pytest.mark.parametrize("interactions", [False, True])
+def test_walk_per_background_row(spec, interactions):
+    """Trees walked once per background row match brute force."""
+    rng = np.random.default_rng(17)
+    ensemble = reference.random_ensemble(rng, spec)
+    categorical = spec.categorical_features
+    X = reference.random_rows(rng, 5, ensemble.n_features, categorical_features=categorical)
+    background = reference.random_rows(
+        rng, 9, ensemble.n_features, categorical_features=categorical
+    )
+    explainer = fastshap.Explainer(ensemble, background=background, memory_limit=0)
+    explainer.tree_per_pair[:] = True
+
+    explanation = explainer.explain(X, interactions=interactions)
+
+    expected, expected_base = reference.brute_force_interventional(ensemble, X, background)
+    values = explanation.values.reshape(expected.shape)
+    np.testing.assert_allclose(values, expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(explanation.base_values, expected_base, rtol=0, atol=ATOL)
+    if interactions:
+        expected_pairs = reference.brute_force_interactions(ensemble, X, background)
+        pairs = explanation.interaction_values.reshape(expected_pairs.shape)
+        np.testing.assert_allclose(pairs, expected_pairs, rtol=0, atol=ATOL)
+
+
+def test_deep_trees_walked_per_background_row():
+    """Without tables, deep leaves with as many patterns as background rows are walked."""
+    rng = np.random.default_rng(19)
+    ensemble = reference.deep_ensemble(rng, depth=40, n_features=30, branch_probability=0.5)
+    background = reference.random_rows(rng, 200, 30)
+    X = reference.random_rows(rng, 3, 30)
+
+    walked = fastshap.Explainer(ensemble, background=background, memory_limit=0)
+    from_summary = fastshap.Explainer(ensemble, background=background, memory_limit=0)
+    from_summary.tree_per_pair[:] = False
+
+    assert walked.tree_per_pair.all()
+    np.testing.assert_allclose(
+        walked.explain(X).values, from_summary.explain(X).values, rtol=0, atol=1e-12
+    )

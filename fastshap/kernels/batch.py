@@ -14,7 +14,12 @@ from numba import njit, prange
 
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
 from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
-from fastshap.kernels.interventional import WORD_BITS, _interventional_pattern, _n_words
+from fastshap.kernels.interventional import (
+    WORD_BITS,
+    _interventional_pattern,
+    _n_words,
+    _pair_tree,
+)
 from fastshap.kernels.path_dependent import _direct_tree, _path_dependent_pairs
 from fastshap.kernels.pattern_tables import _table_tree
 
@@ -80,7 +85,7 @@ def _shap_batch(
     strict_less, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
     edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
     interventional, order, bg_offsets, bg_pattern_offsets, bg_pattern, bg_weight, beta,
-    tree_uses_table, node_slot, node_is_new, node_above_blocks,
+    background, tree_per_pair, max_depth, tree_uses_table, node_slot, node_is_new, node_above_blocks,
     tree_block_offsets, block_root, block_prefix_bits, block_split_offsets,
     block_split_node, block_slot_offsets, block_slot_feature, table_offsets, table,
 ):
@@ -90,6 +95,10 @@ def _shap_batch(
     (``order`` 1) and (n_rows, n_features * n_features, n_outputs) for
     interaction values (``order`` 2). Values are path-dependent, or
     interventional against the background summary when ``interventional``.
+    An interventional tree without tables for which ``tree_per_pair`` is
+    set is walked once per row of ``background`` instead, which costs less
+    than the summary when deep leaves have about as many distinct patterns
+    as there are background rows.
 
     Rows are processed in chunks of ``chunk_rows``, tree by tree within a
     chunk, so one tree's nodes and tables stay in cache while every row of
@@ -115,6 +124,10 @@ def _shap_batch(
         words = np.empty(max_words, dtype=np.int64)
         only_x = np.empty(max_words, dtype=np.int64)
         only_b = np.empty(max_words, dtype=np.int64)
+        pair_scratch = np.zeros((8, max_depth + 2), dtype=np.int64)
+        x_ok = np.ones(n_features, dtype=np.bool_)
+        b_ok = np.ones(n_features, dtype=np.bool_)
+        n_background = background.shape[0]
         out[first:last] = 0.0
         for t in range(tree_offsets.shape[0] - 1):
             start = tree_offsets[t]
@@ -142,6 +155,15 @@ def _shap_batch(
                         block_split_offsets, block_split_node, block_slot_offsets,
                         block_slot_feature, table_offsets, table, order, n_features,
                     )
+                elif interventional and tree_per_pair[t]:
+                    for r in range(n_background):
+                        _pair_tree(
+                            t, out[i], 1.0 / n_background, go_left, background[r],
+                            tree_offsets, tree_outputs, left, right, feature,
+                            threshold, default_left, zero_is_missing, is_categorical,
+                            category_offsets, categories, missing, strict_less, value,
+                            beta, order, pair_scratch, x_ok, b_ok,
+                        )
                 elif order == 1 and not interventional:
                     _direct_tree(
                         t, out[i], go_left, ones, prefix, factor, accum,

@@ -507,47 +507,37 @@ def _softmax_secant(m_b, delta, gl_t, gl_w, jacobian, probability):
 @njit(**NJIT_PARALLEL_FLAGS)
 def _probability_batch(
     X, B, margin_x, margin_b, out, softmax, gl_t, gl_w, tree_offsets, tree_outputs,
-    left, feature, threshold, default_left, zero_is_missing, is_categorical,
-    category_offsets, categories, missing, strict_less, value, tree_leaf_offsets,
-    leaf_node, slot_offsets, slot_feature, edge_offsets, edge_node, edge_left,
-    edge_slot, beta, max_slots,
+    left, right, feature, threshold, default_left, zero_is_missing, is_categorical,
+    category_offsets, categories, missing, strict_less, value, beta, max_depth,
 ):
     """Write probability SHAP values, shap's ``model_output="probability"``, to ``out``.
 
     For every background row ``b`` alone, the row's raw interventional values
-    (per feature and margin) are mapped to probability space and the results
-    averaged over the background. With logistic outputs (``softmax`` False)
-    each output's values are scaled by the secant slope of the sigmoid,
-    ``(sigmoid(m_x) - sigmoid(m_b)) / (m_x - m_b)``, or 1 when the margins are
-    equal, as shap does. With a softmax they are multiplied by the mean
-    softmax Jacobian on the segment between the two margin vectors
-    (``_softmax_secant``), which reduces to the secant slope for one logistic
-    output. Either way the values of a pair add up to the change of the
-    probabilities. The map depends on the pair, so the cost grows with the
-    number of background rows.
+    (per feature and margin, from ``_pair_tree``) are mapped to probability
+    space, and the results averaged over the background. With logistic
+    outputs (``softmax`` False) each output's values are scaled by the
+    secant slope of the sigmoid, ``(sigmoid(m_x) - sigmoid(m_b)) / (m_x -
+    m_b)``, or 1 when the margins are equal, as shap does. With a softmax
+    they are multiplied by the mean softmax Jacobian on the segment between
+    the two margin vectors (``_softmax_secant``), which reduces to the
+    secant slope for one logistic output. Either way the values of a pair
+    add up to the change of the probabilities. The map depends on the pair,
+    so the cost grows with the number of background rows.
     """
     n_rows = X.shape[0]
     n_bg = B.shape[0]
     n_nodes = left.shape[0]
     n_features = X.shape[1]
     n_out = margin_x.shape[1]
-    background_left = np.zeros((n_bg, n_nodes), dtype=np.bool_)
-    for r in prange(n_bg):
-        _decisions(B[r], background_left[r], left, feature, threshold,
-                   default_left, zero_is_missing, is_categorical, category_offsets,
-                   categories, missing, strict_less)
     for i in prange(n_rows):
         row_left = np.zeros(n_nodes, dtype=np.bool_)
         _decisions(X[i], row_left, left, feature, threshold,
                    default_left, zero_is_missing, is_categorical, category_offsets,
                    categories, missing, strict_less)
         pair_phi = np.zeros((n_features, n_out))
-        leaf_weights = np.zeros(max(max_slots, 1))
-        max_words = _n_words(max_slots)
-        ones = np.empty(max_words, dtype=np.int64)
-        q = np.empty(max_words, dtype=np.int64)
-        only_x = np.empty(max_words, dtype=np.int64)
-        only_b = np.empty(max_words, dtype=np.int64)
+        scratch = np.zeros((8, max_depth + 2), dtype=np.int64)
+        x_ok = np.ones(n_features, dtype=np.bool_)
+        b_ok = np.ones(n_features, dtype=np.bool_)
         jacobian = np.zeros((n_out, n_out))
         probability = np.zeros(n_out)
         delta = np.zeros(n_out)
@@ -555,31 +545,13 @@ def _probability_batch(
         for r in range(n_bg):
             pair_phi[:, :] = 0.0
             for t in range(tree_offsets.shape[0] - 1):
-                for leaf in range(tree_leaf_offsets[t], tree_leaf_offsets[t + 1]):
-                    s0 = slot_offsets[leaf]
-                    n_slots = slot_offsets[leaf + 1] - s0
-                    if n_slots == 0:
-                        continue
-                    for w in range(_n_words(n_slots)):
-                        ones[w] = _full_word(n_slots, w)
-                        q[w] = ones[w]
-                    for e in range(edge_offsets[leaf], edge_offsets[leaf + 1]):
-                        node = edge_node[e] + tree_offsets[t]
-                        word = edge_slot[e] // WORD_BITS
-                        clear = ~(np.int64(1) << (edge_slot[e] % WORD_BITS))
-                        if row_left[node] != edge_left[e]:
-                            ones[word] &= clear
-                        if background_left[r, node] != edge_left[e]:
-                            q[word] &= clear
-                    leaf_weights[:n_slots] = 0.0
-                    _add_if_covered(
-                        leaf_weights, n_slots, ones, q, 1.0, beta, 1, only_x, only_b
-                    )
-                    node = leaf_node[leaf]
-                    for s in range(n_slots):
-                        j = slot_feature[s0 + s]
-                        for k in range(tree_outputs[t, 0], tree_outputs[t, 1]):
-                            pair_phi[j, k] += leaf_weights[s] * value[node, k]
+                _pair_tree(
+                    t, pair_phi, 1.0, row_left[tree_offsets[t]:tree_offsets[t + 1]],
+                    B[r], tree_offsets, tree_outputs, left, right, feature, threshold,
+                    default_left, zero_is_missing, is_categorical, category_offsets,
+                    categories, missing, strict_less, value, beta, 1, scratch, x_ok,
+                    b_ok,
+                )
             for k in range(n_out):
                 delta[k] = margin_x[i, k] - margin_b[r, k]
             if softmax:
@@ -601,3 +573,220 @@ def _probability_batch(
                     ) / delta[k]
                 for j in range(n_features):
                     out[i, j, k] += scale * pair_phi[j, k] / n_bg
+
+
+@njit(**NJIT_PARALLEL_FLAGS)
+def _mean_pair_visits(
+    B, n_pairs, tree_offsets, tree_outputs, left, right, feature, threshold,
+    default_left, zero_is_missing, is_categorical, category_offsets, categories,
+    missing, strict_less, value, beta, max_depth,
+):
+    """Return, per tree, the mean number of nodes ``_pair_tree`` visits.
+
+    Measured on ``n_pairs`` pairs of background rows, the first of each pair
+    standing in for an explained row.
+    """
+    n_trees = tree_offsets.shape[0] - 1
+    n_bg = B.shape[0]
+    visits = np.zeros(n_trees)
+    for t in prange(n_trees):
+        start = tree_offsets[t]
+        x_left = np.zeros(tree_offsets[t + 1] - start, dtype=np.bool_)
+        scratch = np.zeros((8, max_depth + 2), dtype=np.int64)
+        x_ok = np.ones(B.shape[1], dtype=np.bool_)
+        b_ok = np.ones(B.shape[1], dtype=np.bool_)
+        unused = np.zeros((1, 1))
+        for s in range(n_pairs):
+            first = (s * 7919) % n_bg
+            second = (s * 104729 + 1) % n_bg
+            for node in range(start, tree_offsets[t + 1]):
+                if left[node] < 0:
+                    continue
+                if is_categorical[node]:
+                    x_left[node - start] = _category_goes_left(
+                        B[first, feature[node]], node, default_left[node],
+                        category_offsets, categories, missing,
+                    )
+                else:
+                    x_left[node - start] = _numeric_goes_left(
+                        B[first, feature[node]], threshold[node], default_left[node],
+                        zero_is_missing[node], missing, strict_less,
+                    )
+            visits[t] += _pair_tree(
+                t, unused, 0.0, x_left, B[second], tree_offsets, tree_outputs, left,
+                right, feature, threshold, default_left, zero_is_missing,
+                is_categorical, category_offsets, categories, missing, strict_less,
+                value, beta, 1, scratch, x_ok, b_ok,
+            )
+        visits[t] /= max(n_pairs, 1)
+    return visits
+
+
+@njit(**NJIT_FLAGS)
+def _add_set_game(
+    phi, n_features, only_x, a, only_b, c, weight, value, node, out_first, out_last,
+    beta, order,
+):
+    """Add a leaf game given by its feature lists ``only_x`` (A) and ``only_b`` (C) to ``phi``.
+
+    The values are those of ``_add_pair_game``, written per feature rather
+    than per slot; for ``order`` 2, ``phi`` has a row per pair of features.
+    """
+    if a + c == 0:
+        return
+    on_a = weight * beta[a - 1, c] if a > 0 else 0.0
+    on_c = -weight * beta[a, c - 1] if c > 0 else 0.0
+    if order == 1:
+        for k in range(out_first, out_last):
+            for i in range(a):
+                phi[only_x[i], k] += on_a * value[node, k]
+            for i in range(c):
+                phi[only_b[i], k] += on_c * value[node, k]
+        return
+    both_a = 0.5 * weight * beta[a - 2, c] if a > 1 else 0.0
+    mixed = -0.5 * weight * beta[a - 1, c - 1] if a > 0 and c > 0 else 0.0
+    both_c = 0.5 * weight * beta[a, c - 2] if c > 1 else 0.0
+    diagonal_a = on_a - (a - 1) * both_a - c * mixed
+    diagonal_c = on_c - a * mixed - (c - 1) * both_c
+    for k in range(out_first, out_last):
+        v = value[node, k]
+        for i in range(a):
+            row = only_x[i] * n_features
+            phi[row + only_x[i], k] += diagonal_a * v
+            for j in range(a):
+                if j != i:
+                    phi[row + only_x[j], k] += both_a * v
+            for j in range(c):
+                phi[row + only_b[j], k] += mixed * v
+        for i in range(c):
+            row = only_b[i] * n_features
+            phi[row + only_b[i], k] += diagonal_c * v
+            for j in range(c):
+                if j != i:
+                    phi[row + only_b[j], k] += both_c * v
+            for j in range(a):
+                phi[row + only_x[j], k] += mixed * v
+
+
+@njit(**NJIT_FLAGS)
+def _pair_tree(
+    t, phi, weight, x_left, b_row, tree_offsets, tree_outputs, left, right, feature,
+    threshold, default_left, zero_is_missing, is_categorical, category_offsets,
+    categories, missing, strict_less, value, beta, order, scratch, x_ok, b_ok,
+):
+    """Add ``weight`` times the interventional values of one row against one background row.
+
+    Walks tree ``t`` depth first and visits only nodes that every feature on
+    the way is satisfied by the row or by the background row (``b_row``), so
+    the cost is the number of such nodes rather than the number of leaves.
+    ``x_left`` has the row's decision at each node of the tree (indexed
+    within the tree). ``x_ok`` and ``b_ok`` are per-feature flags, all True
+    on entry and on return; ``scratch`` is an int64 array of shape (8, d + 2)
+    for trees of depth ``d``. Returns the number of nodes visited.
+    """
+    start = tree_offsets[t]
+    n_features = x_ok.shape[0]
+    stack_node = scratch[0]
+    stack_depth = scratch[1]
+    stack_state = scratch[2]
+    undo_feature = scratch[3]
+    undo_state = scratch[4]
+    undo_length = scratch[5]
+    only_x = scratch[6]
+    only_b = scratch[7]
+    out_first = tree_outputs[t, 0]
+    out_last = tree_outputs[t, 1]
+    top = 0
+    undo_length[0] = 0
+    stack_node[0] = start
+    stack_depth[0] = 0
+    stack_state[0] = -1
+    n_undo = 0
+    a = 0
+    c = 0
+    visited = 0
+    while top >= 0:
+        node = stack_node[top]
+        depth = stack_depth[top]
+        state = stack_state[top]
+        top -= 1
+        # Undo the changes of the subtree explored last, back to this depth.
+        while n_undo > undo_length[depth]:
+            n_undo -= 1
+            f = undo_feature[n_undo]
+            a -= 1 if x_ok[f] and not b_ok[f] else 0
+            c -= 1 if b_ok[f] and not x_ok[f] else 0
+            x_ok[f] = undo_state[n_undo] & 1
+            b_ok[f] = undo_state[n_undo] >> 1
+            a += 1 if x_ok[f] and not b_ok[f] else 0
+            c += 1 if b_ok[f] and not x_ok[f] else 0
+        undo_length[depth] = n_undo
+        if state >= 0:
+            # state = feature * 4 + x flag + 2 * b flag of the parent's split.
+            f = state >> 2
+            undo_feature[n_undo] = f
+            undo_state[n_undo] = (1 if x_ok[f] else 0) + (2 if b_ok[f] else 0)
+            n_undo += 1
+            a -= 1 if x_ok[f] and not b_ok[f] else 0
+            c -= 1 if b_ok[f] and not x_ok[f] else 0
+            x_ok[f] = state & 1
+            b_ok[f] = (state >> 1) & 1
+            a += 1 if x_ok[f] and not b_ok[f] else 0
+            c += 1 if b_ok[f] and not x_ok[f] else 0
+        undo_length[depth + 1] = n_undo
+        visited += 1
+        if left[node] < 0:
+            if a + c > 0 and weight != 0.0:
+                n_a = 0
+                n_c = 0
+                for u in range(n_undo):
+                    f = undo_feature[u]
+                    if x_ok[f] and not b_ok[f]:
+                        if _not_listed(only_x, n_a, f):
+                            only_x[n_a] = f
+                            n_a += 1
+                    elif b_ok[f] and not x_ok[f]:
+                        if _not_listed(only_b, n_c, f):
+                            only_b[n_c] = f
+                            n_c += 1
+                _add_set_game(
+                    phi, n_features, only_x, n_a, only_b, n_c, weight, value, node,
+                    out_first, out_last, beta, order,
+                )
+            continue
+        f = feature[node]
+        b_value = b_row[f]
+        if is_categorical[node]:
+            b_goes_left = _category_goes_left(
+                b_value, node, default_left[node], category_offsets, categories, missing
+            )
+        else:
+            b_goes_left = _numeric_goes_left(
+                b_value, threshold[node], default_left[node], zero_is_missing[node],
+                missing, strict_less,
+            )
+        x_goes_left = x_left[node - start]
+        for goes_left in (False, True):
+            new_x = x_ok[f] and x_goes_left == goes_left
+            new_b = b_ok[f] and b_goes_left == goes_left
+            if not (new_x or new_b):
+                continue
+            top += 1
+            stack_node[top] = left[node] if goes_left else right[node]
+            stack_depth[top] = depth + 1
+            stack_state[top] = f * 4 + (1 if new_x else 0) + (2 if new_b else 0)
+    # Restore every flag for the next call.
+    while n_undo > 0:
+        n_undo -= 1
+        f = undo_feature[n_undo]
+        x_ok[f] = undo_state[n_undo] & 1
+        b_ok[f] = undo_state[n_undo] >> 1
+    return visited
+
+
+@njit(inline="always", **NJIT_FLAGS)
+def _not_listed(items, n_items, item):
+    for i in range(n_items):
+        if items[i] == item:
+            return False
+    return True
