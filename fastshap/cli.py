@@ -475,16 +475,24 @@ def _model_features(
     else:
         missing = [name for name in names if name not in frame.columns]
         shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        csv_note = ""
+        if str(path).lower().endswith(".csv"):
+            csv_note = (
+                " A CSV file must be comma-separated, with the column names in its "
+                "first row."
+            )
         raise CommandError(
             f"data file {path!r} is missing {_count(len(missing), 'column')} of "
-            f"the model's {len(names)} features: {shown}. Add them, or pass the "
-            f"table the model was trained on. A CSV file must be comma-separated."
+            f"the model's {len(names)} features: {shown}. Add "
+            f"{'it' if len(missing) == 1 else 'them'}, or pass the table the model "
+            f"was trained on.{csv_note}"
         )
     ignored = [c for c in candidates if c not in set(selected.columns)]
     if ignored:
         shown = ", ".join(ignored[:10]) + (" ..." if len(ignored) > 10 else "")
         print(
-            f"note: ignoring {_count(len(ignored), 'column')} that are not model features: "
+            f"note: ignoring {_count(len(ignored), 'column')} that "
+            f"{'is not a model feature' if len(ignored) == 1 else 'are not model features'}: "
             f"{shown}",
             file=sys.stderr,
         )
