@@ -1,10 +1,12 @@
 """The row kernel: SHAP or interaction values of a batch of rows, tree by tree.
 
 One kernel serves every algorithm. Each tree is explained from its pattern
-tables when it has them, else leaf by leaf: by quadrature for path-dependent
-SHAP values (``fastshap.kernels.path_dependent``), and from the leaf's weights
-for the row's pattern otherwise (path-dependent interactions, interventional
-values from the background summary of ``fastshap.kernels.interventional``).
+tables when it has them, and otherwise leaf by leaf. Path-dependent SHAP
+values then use quadrature (``fastshap.kernels.path_dependent``). Other
+values use the leaf's weights for the row's pattern: path-dependent
+interactions, and interventional values from the background summary of
+``fastshap.kernels.interventional``. Interventional trees whose summary
+would cost more are walked once per background row.
 """
 
 from __future__ import annotations

@@ -27,8 +27,15 @@ So a leaf enters a row's values only through ``o`` and the background's
 distribution of ``q``. The background is summarised once per model: for
 every leaf, the distinct patterns ``q`` of the background rows and their
 share of the rows. A row's cost then depends on the number of distinct
-patterns, at most ``2^d`` for a path of ``d`` distinct features, never on the
-number of background rows; the pattern tables remove even that.
+patterns, which is at most ``2^d`` for a path of ``d`` distinct features but
+also at most the number of background rows. The pattern tables, built from
+the summary for paths of up to 16 bits, make it one lookup per block.
+
+For deep trees without tables, whose leaves have about one pattern per
+background row, ``_pair_tree`` walks the tree once per background row
+instead and visits only the nodes that the row or the background row
+satisfies. Probability output always walks, because its scale depends on
+the pair of rows.
 """
 
 from __future__ import annotations
@@ -142,8 +149,8 @@ def _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order):
     """Add the values of one leaf game (see the module docstring) to ``out_row``.
 
     ``only_x`` and ``only_b`` are the bit sets ``A`` and ``C``, as words. For
-    ``order == 1`` the row holds one value per slot; for ``order == 2`` it
-    holds the ``n_slots x n_slots`` interaction matrix in C order.
+    ``order == 1`` the row has one value per slot. For ``order == 2`` it has
+    the ``n_slots x n_slots`` interaction matrix in C order.
     """
     a = 0
     c = 0
