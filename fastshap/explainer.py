@@ -25,7 +25,7 @@ from fastshap.distributed import explain_dask, is_dask_collection
 from fastshap.ensemble import TreeEnsemble
 from fastshap.exceptions import AdditivityError
 from fastshap.explanation import Explanation
-from fastshap.kernels.batch import _shap_batch
+from fastshap.kernels.batch import _path_dependent_batch, _shap_batch
 from fastshap.kernels.interventional import (
     BackgroundSummary,
     _mean_pair_visits,
@@ -427,6 +427,17 @@ class Explainer:
         n_threads = numba.get_num_threads()
         n_chunks = n_threads * max(1, -(-n_rows // (n_threads * CHUNK_ROWS)))
         chunk_rows = max(1, -(-n_rows // n_chunks))
+        if summary is None and order == 1:
+            _path_dependent_batch(
+                array, out, chunk_rows, p.max_tree_nodes, p.max_slots,
+                e.tree_offsets, e.tree_outputs, n.left, n.right, n.feature, n.threshold,
+                n.default_left, n.zero_is_missing, n.is_categorical, n.category_offsets,
+                n.categories, n.value, e.missing, e.decision_type == "<",
+                p.tree_leaf_offsets, p.leaf_node, p.slot_offsets, p.slot_feature,
+                p.slot_zero, p.edge_offsets, p.edge_node, p.edge_left, p.edge_slot,
+                quad_offsets, quad_t, quad_w, *tables,
+            )
+            return
         _shap_batch(
             array, out, chunk_rows, p.max_tree_nodes, p.max_slots,
             e.tree_offsets, e.tree_outputs, n.left, n.right, n.feature, n.threshold,

@@ -135,20 +135,11 @@ def _shap_batch(
             start = tree_offsets[t]
             stop = tree_offsets[t + 1]
             for i in range(first, last):
-                for node in range(start, stop):
-                    if left[node] < 0:
-                        continue
-                    x_value = X[i, feature[node]]
-                    if is_categorical[node]:
-                        go_left[node - start] = _category_goes_left(
-                            x_value, node, default_left[node], category_offsets,
-                            categories, missing,
-                        )
-                    else:
-                        go_left[node - start] = _numeric_goes_left(
-                            x_value, threshold[node], default_left[node],
-                            zero_is_missing[node], missing, strict_less,
-                        )
+                _tree_decisions(
+                    X[i], go_left, start, stop, left, feature, threshold, default_left,
+                    zero_is_missing, is_categorical, category_offsets, categories,
+                    missing, strict_less,
+                )
                 if tree_uses_table[t]:
                     _table_tree(
                         t, out[i], go_left, code, tree_offsets, tree_outputs, left,
@@ -184,3 +175,84 @@ def _shap_batch(
                         bg_pattern_offsets, bg_pattern, bg_weight, beta, words,
                         only_x, only_b,
                     )
+
+
+@njit(**NJIT_PARALLEL_FLAGS)
+def _path_dependent_batch(
+    X, out, chunk_rows, max_tree_nodes, max_slots,
+    tree_offsets, tree_outputs, left, right, feature, threshold, default_left,
+    zero_is_missing, is_categorical, category_offsets, categories, value, missing,
+    strict_less, tree_leaf_offsets, leaf_node, slot_offsets, slot_feature, slot_zero,
+    edge_offsets, edge_node, edge_left, edge_slot, quad_offsets, quad_t, quad_w,
+    tree_uses_table, node_slot, node_is_new, node_above_blocks,
+    tree_block_offsets, block_root, block_prefix_bits, block_split_offsets,
+    block_split_node, block_slot_offsets, block_slot_feature, table_offsets, table,
+):
+    """Write the path-dependent SHAP values of every row of ``X`` into ``out``.
+
+    The case of ``_shap_batch`` that most calls need, as a kernel of its
+    own: without the interventional and interaction code it compiles in
+    about half the time, which a new install or an empty numba cache pays.
+    """
+    n_rows = X.shape[0]
+    n_features = X.shape[1]
+    n_chunks = (n_rows + chunk_rows - 1) // chunk_rows
+    for c in prange(n_chunks):
+        first = c * chunk_rows
+        last = min(first + chunk_rows, n_rows)
+        go_left = np.zeros(max(max_tree_nodes, 1), dtype=np.bool_)
+        code = np.zeros(max(max_tree_nodes, 1), dtype=np.int64)
+        ones = np.empty(max(max_slots, 1))
+        prefix = np.empty_like(ones)
+        factor = np.empty_like(ones)
+        accum = np.empty_like(ones)
+        out[first:last] = 0.0
+        for t in range(tree_offsets.shape[0] - 1):
+            start = tree_offsets[t]
+            stop = tree_offsets[t + 1]
+            for i in range(first, last):
+                _tree_decisions(
+                    X[i], go_left, start, stop, left, feature, threshold, default_left,
+                    zero_is_missing, is_categorical, category_offsets, categories,
+                    missing, strict_less,
+                )
+                if tree_uses_table[t]:
+                    _table_tree(
+                        t, out[i], go_left, code, tree_offsets, tree_outputs, left,
+                        right, node_slot, node_is_new, node_above_blocks,
+                        tree_block_offsets, block_root, block_prefix_bits,
+                        block_split_offsets, block_split_node, block_slot_offsets,
+                        block_slot_feature, table_offsets, table, 1, n_features,
+                    )
+                else:
+                    _direct_tree(
+                        t, out[i], go_left, ones, prefix, factor, accum,
+                        tree_offsets, tree_outputs, value, tree_leaf_offsets,
+                        leaf_node, slot_offsets, slot_feature, slot_zero,
+                        edge_offsets, edge_node, edge_left, edge_slot,
+                        quad_offsets, quad_t, quad_w,
+                    )
+
+
+@njit(inline="always", **NJIT_FLAGS)
+def _tree_decisions(
+    x, go_left, start, stop, left, feature, threshold, default_left, zero_is_missing,
+    is_categorical, category_offsets, categories, missing, strict_less,
+):
+    """Write row ``x``'s decision at each internal node of one tree to ``go_left``.
+
+    ``go_left`` is indexed within the tree (node minus ``start``).
+    """
+    for node in range(start, stop):
+        if left[node] < 0:
+            continue
+        x_value = x[feature[node]]
+        if is_categorical[node]:
+            go_left[node - start] = _category_goes_left(
+                x_value, node, default_left[node], category_offsets, categories, missing,
+            )
+        else:
+            go_left[node - start] = _numeric_goes_left(
+                x_value, threshold[node], default_left[node], zero_is_missing[node],
+                missing, strict_less,
+            )
