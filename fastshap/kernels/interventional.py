@@ -773,13 +773,20 @@ def _pair_tree(
                 missing, strict_less,
             )
         x_goes_left = x_left[node - start]
-        for goes_left in (False, True):
-            new_x = x_ok[f] and x_goes_left == goes_left
-            new_b = b_ok[f] and b_goes_left == goes_left
-            if not (new_x or new_b):
-                continue
+        # Push the right child, then the left one, each only when the row or
+        # the background row can still reach its leaves.
+        new_x = x_ok[f] and not x_goes_left
+        new_b = b_ok[f] and not b_goes_left
+        if new_x or new_b:
             top += 1
-            stack_node[top] = left[node] if goes_left else right[node]
+            stack_node[top] = right[node]
+            stack_depth[top] = depth + 1
+            stack_state[top] = f * 4 + (1 if new_x else 0) + (2 if new_b else 0)
+        new_x = x_ok[f] and x_goes_left
+        new_b = b_ok[f] and b_goes_left
+        if new_x or new_b:
+            top += 1
+            stack_node[top] = left[node]
             stack_depth[top] = depth + 1
             stack_state[top] = f * 4 + (1 if new_x else 0) + (2 if new_b else 0)
     # Restore every flag for the next call.
