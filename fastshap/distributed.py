@@ -22,10 +22,12 @@ imported, and fastshap used on numpy and pandas, without dask installed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
 import sys
+import time
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,8 @@ from numpy.typing import NDArray
 
 from fastshap._validation import check_bool, check_n_jobs, check_positive_int, check_X
 from fastshap.explanation import Explanation, _rank_table_from_sums, values_frame
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fastshap.explainer import Explainer
@@ -733,9 +737,32 @@ def write_parquet_dataset(
         n_rows = sum(_compute_with_progress(writes, progress))
         _replace_path(temporary, path, overwrite=overwrite, token=token)
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        _remove_folder(temporary)
         raise
     return n_rows
+
+
+#: Seconds to keep removing a failed write's temporary folder while blocks
+#: that were already running finish their files in it.
+REMOVE_RETRY_SECONDS = 10.0
+
+
+def _remove_folder(folder: str) -> None:
+    """Remove ``folder``, again while other workers still finish files in it.
+
+    When one block fails, dask raises at once while blocks on other workers
+    may still be writing. A file that appears during the removal leaves the
+    folder behind, so the removal repeats until the folder is gone. Blocks
+    that start later fail, as their folder no longer exists.
+    """
+    deadline = time.monotonic() + REMOVE_RETRY_SECONDS
+    while True:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.lexists(folder) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if os.path.lexists(folder):
+        logger.warning("could not remove the temporary folder %s", folder)
 
 
 def _write_part(
