@@ -112,8 +112,10 @@ class Explainer:
         ``v(S) = mean over b in background of f(x_S, b_rest)``, as
         ``shap.TreeExplainer(model, background,
         feature_perturbation="interventional")`` defines them. The
-        background is summarised once, here, so the cost of each explained
-        row does not grow with the number of background rows.
+        background is summarised once, here. For trees with pattern tables
+        the cost of each explained row then does not grow with the number of
+        background rows. Deeper trees are explained from the summary or
+        walked once per background row, whichever costs less.
     output : {"raw", "probability"}, default="raw"
         ``"raw"`` explains the margin. ``"probability"`` explains the
         probability of a logistic or softmax model against ``background``,
@@ -175,7 +177,9 @@ class Explainer:
         self.memory_limit = limit
         self.paths: LeafPaths = build_leaf_paths(self.ensemble)
         self.quadrature = quadrature_table(self.paths.max_slots)
+        self._beta = beta_table(max(self.paths.max_slots, 1))
         self.background: NDArray[np.float64] | None = None
+        self._background_margin: NDArray[np.float64] | None = None
         self.background_summary: BackgroundSummary | None = None
         if background is not None:
             self.background = _check_background(background, self.ensemble)
@@ -201,12 +205,12 @@ class Explainer:
         )
 
     def _choose_per_pair_trees(self) -> NDArray[np.bool_]:
-        """Mark the trees that cost less walked per background row than read from the summary.
+        """Mark the trees that cost less to walk per background row than to read from the summary.
 
         Per explained row, the summary costs about its number of entries in
-        the tree's leaves, and walking costs the number of background rows
-        times the nodes a walk visits, measured on pairs of background rows.
-        Only trees without tables use either.
+        the tree's leaves. Walking costs the number of background rows times
+        the nodes a walk visits, measured on pairs of background rows. Only
+        trees without tables use either.
         """
         n_trees = self.ensemble.n_trees
         if self.background_summary is None or n_trees == 0:
@@ -218,7 +222,7 @@ class Explainer:
             e.tree_outputs, n.left, n.right, n.feature, n.threshold, n.default_left,
             n.zero_is_missing, n.is_categorical, n.category_offsets, n.categories,
             e.missing, e.decision_type == "<", n.value,
-            beta_table(max(self.paths.max_slots, 1)), e.max_depth,
+            self._beta, e.max_depth,
         )
         entries = np.diff(self.background_summary.leaf_offsets)
         leaf_starts = self.paths.tree_leaf_offsets[:-1]
@@ -238,7 +242,8 @@ class Explainer:
     def _expected_value(self) -> NDArray[np.float64]:
         if self.background is None:
             return self.ensemble.base_score + self.paths.expected_value
-        margin = self._predict(self.background)
+        self._background_margin = self._predict(self.background)
+        margin = self._background_margin
         if self.output == "probability":
             return transform_margin(margin, self.ensemble.link).mean(axis=0)
         return margin.mean(axis=0)
@@ -407,11 +412,11 @@ class Explainer:
         p = self.paths
         if self.output == "probability":
             _probability_batch(
-                array, self.background, self._predict(array), self._predict(self.background),
+                array, self.background, self._predict(array), self._background_margin,
                 out, e.link == "softmax", *SOFTMAX_RULE, e.tree_offsets, e.tree_outputs,
                 n.left, n.right, n.feature, n.threshold, n.default_left, n.zero_is_missing,
                 n.is_categorical, n.category_offsets, n.categories, e.missing,
-                e.decision_type == "<", n.value, beta_table(max(p.max_slots, 1)),
+                e.decision_type == "<", n.value, self._beta,
                 e.max_depth,
             )
             return
@@ -447,7 +452,7 @@ class Explainer:
             p.tree_leaf_offsets, p.leaf_node, p.slot_offsets, p.slot_feature,
             p.slot_zero, p.edge_offsets, p.edge_node, p.edge_left, p.edge_slot,
             quad_offsets, quad_t, quad_w, summary is not None, order, *bg_arrays,
-            beta_table(max(p.max_slots, 1)),
+            self._beta,
             np.zeros((0, e.n_features)) if self.background is None else self.background,
             self.tree_per_pair, e.max_depth, *tables,
         )
@@ -546,9 +551,9 @@ def transform_margin(margin: NDArray[np.float64], link: str) -> NDArray[np.float
 def _values_memory_error(shape: tuple[int, int, int], interactions: bool) -> MemoryError:
     """Return the error for a value array that does not fit in memory, with the fixes."""
     gib = 8 * float(np.prod(shape)) / 2**30
-    what = "interaction values" if interactions else "SHAP values"
+    values_name = "interaction values" if interactions else "SHAP values"
     return MemoryError(
-        f"the {what} of {shape[0]:,} rows need {gib:.1f} GiB, more than is free. "
+        f"the {values_name} of {shape[0]:,} rows need {gib:.1f} GiB, more than is free. "
         f"Explain fewer rows per call, or pass a dask array or dataframe to compute "
         f"them block by block."
     )

@@ -33,9 +33,9 @@ def _not_implemented(argument: str, value: Any, supported: str) -> NotImplemente
     Arrays and frames are shown by their type, as ``data=<DataFrame>``.
     """
     is_scalar = value is None or isinstance(value, (str, bool, int, float))
-    shown = repr(value) if is_scalar else f"<{type(value).__name__}>"
+    shown_value = repr(value) if is_scalar else f"<{type(value).__name__}>"
     return NotImplementedError(
-        f"fastshap.TreeExplainer does not support {argument}={shown}. "
+        f"fastshap.TreeExplainer does not support {argument}={shown_value}. "
         f"{supported[0].upper()}{supported[1:]}. Use shap.TreeExplainer for this "
         f"setting."
     )

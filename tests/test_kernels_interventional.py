@@ -4,8 +4,8 @@ Paths through more distinct features than one 63-bit pattern word holds,
 the sorted (not dense) count of background patterns, the summary split
 into groups of trees, and trees whose tables would cost too much to fill.
 Values are compared with brute force over the features on which the rows
-differ from the background: every other feature is a null player of the
-interventional game, so its Shapley value is zero and leaving it out of
+differ from the background. Every other feature is a null player of the
+interventional game. So its Shapley value is zero, and leaving it out of
 the enumeration changes no other value.
 """
 

@@ -49,9 +49,9 @@ from numpy.typing import NDArray
 from fastshap._config import NJIT_FLAGS, NJIT_PARALLEL_FLAGS
 from fastshap.kernels._common import _category_goes_left, _numeric_goes_left
 
-#: Pattern bits per 64-bit word. Bit ``s`` of a pattern lives in word
-#: ``s // 63`` at position ``s % 63``; the sign bit stays clear, so every word
-#: is a non-negative int64 and ``(1 << 63) - 1`` never overflows.
+#: Pattern bits per 64-bit word. Bit ``s`` of a pattern is in word ``s // 63``
+#: at position ``s % 63``. The sign bit stays clear, so every word is a
+#: non-negative int64 and ``(1 << 63) - 1`` does not overflow.
 WORD_BITS = 63
 
 #: Paths with at most this many distinct features count background patterns
@@ -144,6 +144,37 @@ def _has_bit(words, s):
     return (words[s // WORD_BITS] >> (s % WORD_BITS)) & 1
 
 
+@njit(inline="always", **NJIT_FLAGS)
+def _game_weights(a, c, weight, beta):
+    """Return the values of a leaf game with ``a`` features in A and ``c`` in C.
+
+    The first two are the SHAP values of a feature in A and of one in C.
+    The next three are the interaction values of two features in A, of one
+    in A and one in C, and of two in C. The last two are the diagonal entries
+    of a feature in A and of one in C: what the feature's SHAP value has
+    beyond its interactions, so that every row of the matrix sums to the
+    SHAP value.
+    """
+    on_a = 0.0
+    if a > 0:
+        on_a = weight * beta[a - 1, c]
+    on_c = 0.0
+    if c > 0:
+        on_c = -weight * beta[a, c - 1]
+    both_a = 0.0
+    if a > 1:
+        both_a = 0.5 * weight * beta[a - 2, c]
+    mixed = 0.0
+    if a > 0 and c > 0:
+        mixed = -0.5 * weight * beta[a - 1, c - 1]
+    both_c = 0.0
+    if c > 1:
+        both_c = 0.5 * weight * beta[a, c - 2]
+    diagonal_a = on_a - (a - 1) * both_a - c * mixed
+    diagonal_c = on_c - a * mixed - (c - 1) * both_c
+    return on_a, on_c, both_a, mixed, both_c, diagonal_a, diagonal_c
+
+
 @njit(**NJIT_FLAGS)
 def _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order):
     """Add the values of one leaf game (see the module docstring) to ``out_row``.
@@ -159,8 +190,9 @@ def _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order):
         c += _popcount(only_b[w])
     if a + c == 0:
         return
-    on_a = weight * beta[a - 1, c] if a > 0 else 0.0
-    on_c = -weight * beta[a, c - 1] if c > 0 else 0.0
+    on_a, on_c, both_a, mixed, both_c, diagonal_a, diagonal_c = _game_weights(
+        a, c, weight, beta
+    )
     if order == 1:
         for s in range(n_slots):
             if _has_bit(only_x, s):
@@ -168,13 +200,6 @@ def _add_pair_game(out_row, n_slots, only_x, only_b, weight, beta, order):
             elif _has_bit(only_b, s):
                 out_row[s] += on_c
         return
-    both_a = 0.5 * weight * beta[a - 2, c] if a > 1 else 0.0
-    mixed = -0.5 * weight * beta[a - 1, c - 1] if a > 0 and c > 0 else 0.0
-    both_c = 0.5 * weight * beta[a, c - 2] if c > 1 else 0.0
-    # The diagonal keeps what the feature's SHAP value has beyond its
-    # interactions, so that every row of the matrix sums to the SHAP value.
-    diagonal_a = on_a - (a - 1) * both_a - c * mixed
-    diagonal_c = on_c - a * mixed - (c - 1) * both_c
     for s in range(n_slots):
         s_in_a = _has_bit(only_x, s)
         s_in_c = _has_bit(only_b, s)
@@ -641,8 +666,9 @@ def _add_set_game(
     """
     if a + c == 0:
         return
-    on_a = weight * beta[a - 1, c] if a > 0 else 0.0
-    on_c = -weight * beta[a, c - 1] if c > 0 else 0.0
+    on_a, on_c, both_a, mixed, both_c, diagonal_a, diagonal_c = _game_weights(
+        a, c, weight, beta
+    )
     if order == 1:
         for k in range(out_first, out_last):
             for i in range(a):
@@ -650,11 +676,6 @@ def _add_set_game(
             for i in range(c):
                 phi[only_b[i], k] += on_c * value[node, k]
         return
-    both_a = 0.5 * weight * beta[a - 2, c] if a > 1 else 0.0
-    mixed = -0.5 * weight * beta[a - 1, c - 1] if a > 0 and c > 0 else 0.0
-    both_c = 0.5 * weight * beta[a, c - 2] if c > 1 else 0.0
-    diagonal_a = on_a - (a - 1) * both_a - c * mixed
-    diagonal_c = on_c - a * mixed - (c - 1) * both_c
     for k in range(out_first, out_last):
         v = value[node, k]
         for i in range(a):
@@ -683,13 +704,13 @@ def _pair_tree(
 ):
     """Add ``weight`` times the interventional values of one row against one background row.
 
-    Walks tree ``t`` depth first and visits only nodes that every feature on
-    the way is satisfied by the row or by the background row (``b_row``), so
-    the cost is the number of such nodes rather than the number of leaves.
-    ``x_left`` has the row's decision at each node of the tree (indexed
-    within the tree). ``x_ok`` and ``b_ok`` are per-feature flags, all True
-    on entry and on return; ``scratch`` is an int64 array of shape (8, d + 2)
-    for trees of depth ``d``. Returns the number of nodes visited.
+    Walks tree ``t`` depth first. A node is visited only when every feature
+    on the way to it is satisfied by the row or by the background row
+    (``b_row``). So the cost is the number of such nodes, not the number of
+    leaves. ``x_left`` has the row's decision at each node of the tree
+    (indexed within the tree). ``x_ok`` and ``b_ok`` are per-feature flags,
+    all True on entry and on return. ``scratch`` is an int64 array of shape
+    (8, d + 2) for trees of depth ``d``. Returns the number of nodes visited.
     """
     start = tree_offsets[t]
     n_features = x_ok.shape[0]
@@ -732,7 +753,7 @@ def _pair_tree(
             # state = feature * 4 + x flag + 2 * b flag of the parent's split.
             f = state >> 2
             undo_feature[n_undo] = f
-            undo_state[n_undo] = (1 if x_ok[f] else 0) + (2 if b_ok[f] else 0)
+            undo_state[n_undo] = _state_bits(x_ok[f], b_ok[f])
             n_undo += 1
             a -= 1 if x_ok[f] and not b_ok[f] else 0
             c -= 1 if b_ok[f] and not x_ok[f] else 0
@@ -781,14 +802,14 @@ def _pair_tree(
             top += 1
             stack_node[top] = right[node]
             stack_depth[top] = depth + 1
-            stack_state[top] = f * 4 + (1 if new_x else 0) + (2 if new_b else 0)
+            stack_state[top] = f * 4 + _state_bits(new_x, new_b)
         new_x = x_ok[f] and x_goes_left
         new_b = b_ok[f] and b_goes_left
         if new_x or new_b:
             top += 1
             stack_node[top] = left[node]
             stack_depth[top] = depth + 1
-            stack_state[top] = f * 4 + (1 if new_x else 0) + (2 if new_b else 0)
+            stack_state[top] = f * 4 + _state_bits(new_x, new_b)
     # Restore every flag for the next call.
     while n_undo > 0:
         n_undo -= 1
@@ -796,6 +817,17 @@ def _pair_tree(
         x_ok[f] = undo_state[n_undo] & 1
         b_ok[f] = undo_state[n_undo] >> 1
     return visited
+
+
+@njit(inline="always", **NJIT_FLAGS)
+def _state_bits(x_flag, b_flag):
+    """Return the two flags as bits: 1 for the row, 2 for the background row."""
+    bits = 0
+    if x_flag:
+        bits += 1
+    if b_flag:
+        bits += 2
+    return bits
 
 
 @njit(inline="always", **NJIT_FLAGS)
